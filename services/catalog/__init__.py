@@ -1,0 +1,1 @@
+"""The catalog service: scenarios, categories, products and SKUs with prices per member level."""

@@ -1,0 +1,24 @@
+"""Wiring of the catalog service: its HTTP API, event handlers and indexes over the shared runtime."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+
+from services.catalog.api import CONTROLLERS
+from services.catalog.handlers import router
+from services.catalog.settings import CatalogSettings
+from services.catalog.store import INDEXES
+from shared.service import ServiceSpec, create_service_app
+
+
+def create_app(settings: CatalogSettings | None = None) -> Litestar:
+    return create_service_app(
+        ServiceSpec(
+            name="catalog",
+            settings=settings or CatalogSettings(),
+            controllers=CONTROLLERS,
+            events=router,
+            indexes=INDEXES,
+            description="Scenarios, categories, products and SKUs with prices per member level.",
+        )
+    )

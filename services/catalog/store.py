@@ -1,0 +1,7 @@
+"""The catalog service's MongoDB collections and indexes (database `kameng_catalog`)."""
+
+from __future__ import annotations
+
+from shared.mongo import Index
+
+INDEXES: list[Index] = []

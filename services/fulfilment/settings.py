@@ -1,0 +1,11 @@
+"""Settings of the fulfilment service (environment variables; see docs/operations.md)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from shared.config import ServiceSettings
+
+
+class FulfilmentSettings(ServiceSettings):
+    service_name: ClassVar[str] = "fulfilment"

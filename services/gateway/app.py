@@ -1,0 +1,71 @@
+"""Wiring of the gateway: the proxy, health (its Redis and every service's readiness), and edge
+defaults (request ids, problem+json, telemetry). Authentication and rate limits sit here too."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from functools import partial
+
+import httpx
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+from services.gateway.proxy import create_upstream_client, forward
+from services.gateway.settings import GatewaySettings
+from shared import redis_client
+from shared.errors import EXCEPTION_HANDLERS
+from shared.http import Check, health_controller, request_id_middleware
+from shared.telemetry import Telemetry, setup_logging, setup_telemetry
+
+
+async def _upstream_ready(client: httpx.AsyncClient, base: str) -> None:
+    response = await client.get(f"{base}/health/ready", timeout=2.0)
+    if response.status_code != 200:
+        checks = response.json().get("checks", {}) if response.headers.get("content-type", "").startswith(
+            "application/json") else {}
+        failing = ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
+        raise ConnectionError(f"not ready ({failing or response.status_code})")
+
+
+def create_app(settings: GatewaySettings | None = None, *, telemetry: Telemetry | None = None) -> Litestar:
+    settings = settings or GatewaySettings()
+    setup_logging(settings.service_name, settings.log_level)
+    telemetry = telemetry or setup_telemetry(settings.service_name)
+    redis = redis_client.connect(settings.redis_url)
+    upstream = create_upstream_client(settings.upstream_max_connections, settings.upstream_timeout_seconds,
+                                      settings.upstream_connect_timeout_seconds)
+
+    def checks() -> Mapping[str, Check]:
+        result: dict[str, Check] = {"redis": redis.ping}
+        for name, base in settings.upstreams().items():
+            result[name] = partial(_upstream_ready, upstream, base)
+        return result
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await upstream.aclose()
+            await redis.aclose()
+
+    app = Litestar(
+        route_handlers=[health_controller(checks), forward],
+        lifespan=[lifespan],
+        middleware=[request_id_middleware],
+        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=telemetry.tracer_provider,
+                                                         meter_provider=telemetry.meter_provider,
+                                                         exclude=["/health"]))],
+        exception_handlers=EXCEPTION_HANDLERS,
+        logging_config=None,  # shared.telemetry.setup_logging owns the log format
+        openapi_config=OpenAPIConfig(title="Kameng API", version="1.0.0", path="/schema",
+                                     render_plugins=[ScalarRenderPlugin(path="/")]),
+        request_max_body_size=settings.request_max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.redis = redis
+    app.state.upstream = upstream
+    return app

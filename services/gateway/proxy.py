@@ -1,0 +1,71 @@
+"""Forwarding a public request to its service: pooled httpx client, timeouts, trace and request-id
+propagation, problem+json when the service is slow (504) or down (503)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from litestar import Request, Response, route
+from litestar.enums import HttpMethod
+
+from services.gateway.routes import owner_of
+from shared.errors import Problem
+
+log = logging.getLogger(__name__)
+
+# Not forwarded: hop-by-hop headers (RFC 9110 §7.6.1), ones httpx sets itself, and trace headers
+# (the gateway's own span context is injected instead, so the trace goes caller -> gateway -> service).
+_DROP_REQUEST = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                 "transfer-encoding", "upgrade", "host", "content-length", "traceparent", "tracestate"}
+_DROP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
+                  "server", "date", "x-request-id"}
+
+
+def create_upstream_client(max_connections: int, timeout: float, connect_timeout: float) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=connect_timeout),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        follow_redirects=False,
+    )
+
+
+@route(
+    "/api/v1/{path:path}",
+    http_method=[HttpMethod.GET, HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH, HttpMethod.DELETE],
+    include_in_schema=False,
+)
+async def forward(request: Request[Any, Any, Any], path: str) -> Response[bytes]:
+    relative = path.lstrip("/")
+    service = owner_of(relative)
+    if service is None:
+        raise Problem(404, "not-found", "Not found", f"no API at /api/v1/{relative}")
+    settings = request.app.state.settings
+    client: httpx.AsyncClient = request.app.state.upstream
+    base = settings.upstreams()[service]
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
+    headers["x-request-id"] = request.scope["state"].get("request_id", "")
+    headers["x-forwarded-for"] = request.client.host if request.client else ""
+    headers["x-forwarded-proto"] = request.url.scheme
+    try:
+        upstream = await client.request(
+            request.method,
+            f"{base}/api/v1/{relative}",
+            params=list(request.query_params.multi_items()),
+            headers=headers,
+            content=await request.body(),
+        )
+    except httpx.TimeoutException as exc:
+        log.warning("%s timed out on %s %s: %r", service, request.method, relative, exc)
+        raise Problem(504, "upstream-timeout", "Gateway Timeout", f"the {service} service did not answer in time") from exc
+    except httpx.TransportError as exc:
+        log.warning("%s unreachable on %s %s: %r", service, request.method, relative, exc)
+        raise Problem(503, "service-unavailable", "Service Unavailable", f"the {service} service is not reachable",
+                      headers={"Retry-After": "5"}) from exc
+    return Response(
+        content=upstream.content,
+        status_code=upstream.status_code,
+        headers={k: v for k, v in upstream.headers.items() if k.lower() not in _DROP_RESPONSE},
+        media_type=upstream.headers.get("content-type"),
+    )

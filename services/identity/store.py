@@ -1,0 +1,7 @@
+"""The identity service's MongoDB collections and indexes (database `kameng_identity`)."""
+
+from __future__ import annotations
+
+from shared.mongo import Index
+
+INDEXES: list[Index] = []

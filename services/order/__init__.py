@@ -1,0 +1,1 @@
+"""The order service: quotes, orders and their state machine, stock reservations, batch orders."""

@@ -1,0 +1,1 @@
+"""The library every Kameng service shares: contracts, messaging, storage, HTTP and telemetry."""

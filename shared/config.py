@@ -1,0 +1,63 @@
+"""Configuration from environment variables only (one settings object per service).
+
+The same variable names are read in every runtime shape: the embedded dev stack exports them,
+docker-compose and the k8s manifests set them. `docs/operations.md` lists them all.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class InfraSettings(BaseSettings):
+    """Where the shared infrastructure is: read by every service and by the test harness."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    mongodb_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+
+class ServiceSettings(InfraSettings):
+    """Settings common to every service process. A service subclasses this to add its own."""
+
+    # Fixed per service class, never read from the environment.
+    service_name: ClassVar[str] = "service"
+    environment: Literal["dev", "test", "prod"] = Field(default="dev", alias="KAMENG_ENV")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    request_max_body_bytes: int = 10 * 1024 * 1024
+
+    # MongoDB: each service owns one database, `kameng_<service>` unless overridden.
+    mongodb_database: str | None = None
+    mongodb_timeout_ms: int = 5000
+
+    # Kafka producer: acks and idempotence are configurable because the embedded broker (tansu)
+    # cannot do idempotent producers while production Kafka should.
+    kafka_acks: Literal["all", "1", "0"] = "all"
+    kafka_enable_idempotence: bool = False
+    kafka_topic_partitions: int = 6
+    kafka_replication_factor: int = 1
+    kafka_consumer_concurrency: int = Field(
+        default=1, description="consumers per topic in this process (partitions spread across them)"
+    )
+
+    # Consumer retries before the dead-letter topic (infrastructure errors retry without limit).
+    consumer_max_attempts: int = 5
+    consumer_backoff_initial_ms: int = 50
+    consumer_backoff_max_ms: int = 5000
+
+    # Outbox relay
+    outbox_batch_size: int = 500
+    outbox_poll_interval_ms: int = 500
+    outbox_lease_seconds: float = 10.0
+    outbox_sent_retention_hours: float = 72.0
+
+    @property
+    def database_name(self) -> str:
+        return self.mongodb_database or f"kameng_{self.service_name}"

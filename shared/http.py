@@ -1,0 +1,88 @@
+"""HTTP pieces every Litestar app here uses: request ids, health endpoints, app defaults."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from litestar import Controller, get
+from litestar.response import Response
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import context
+from shared.contracts.envelope import new_id
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def request_id_middleware(app: ASGIApp) -> ASGIApp:
+    """Take the caller's X-Request-Id (or make one), make it the correlation id of everything
+    this request causes, and echo it on the response."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        incoming = next((v.decode() for k, v in scope["headers"] if k == b"x-request-id"), "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else new_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = context.correlation_id.set(request_id)
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            context.correlation_id.reset(token)
+
+    return middleware
+
+
+Check = Callable[[], Awaitable[Any]]
+
+
+async def run_checks(checks: Mapping[str, Check], timeout: float = 2.0) -> dict[str, str]:
+    """Run dependency checks concurrently: {"mongodb": "ok", "kafka": "unreachable: ..."}."""
+
+    async def one(check: Check) -> str:
+        try:
+            result = await asyncio.wait_for(check(), timeout)
+        except TimeoutError:
+            return "timeout"
+        except Exception as exc:
+            return f"unreachable: {type(exc).__name__}: {exc}"[:300]
+        return "ok" if result in (None, True) else str(result)
+
+    results = await asyncio.gather(*(one(c) for c in checks.values()))
+    return dict(zip(checks.keys(), results, strict=True))
+
+
+def health_controller(checks_provider: Callable[[], Mapping[str, Check]]) -> type[Controller]:
+    """`/health/live` (the process runs) and `/health/ready` (every dependency answers)."""
+
+    class HealthController(Controller):
+        path = "/health"
+        tags = ["health"]
+        include_in_schema = True
+
+        @get("/live", summary="Liveness", opt={"exclude_from_auth": True, "skip_tracing": True})
+        async def live(self) -> dict[str, str]:
+            return {"status": "ok"}
+
+        @get("/ready", summary="Readiness: 200 when every dependency answers, else 503",
+             opt={"exclude_from_auth": True, "skip_tracing": True})
+        async def ready(self) -> Response[dict[str, Any]]:
+            checks = await run_checks(checks_provider())
+            ok = all(v == "ok" for v in checks.values())
+            return Response({"status": "ok" if ok else "unavailable", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    return HealthController

@@ -1,0 +1,1 @@
+"""Kafka messaging: broker factory, transactional outbox and its relay, inbox, consumers, DLQ."""

@@ -1,0 +1,245 @@
+"""Event consumers: decode, deduplicate, apply in a transaction, retry, dead-letter.
+
+A service declares handlers on an `EventRouter`:
+
+    router = EventRouter("wallet")
+
+    @router.handles(UserRegistered)
+    async def open_account(event: UserRegistered, ctx: HandlerContext) -> None:
+        await ctx.tx.db.accounts.insert_one({...}, session=ctx.tx.session)
+        ctx.tx.emit(AccountOpened(...))
+
+Delivery is at-least-once: the offset is committed only after the handler's transaction (state +
+inbox + outbox) has committed. The effect is exactly once because the inbox insert in that
+transaction fails for an event id seen before.
+
+Failure policy, per message:
+- cannot be decoded, unknown type/version, invalid payload, or `RejectEvent` raised:
+  dead-letter topic at once, with the reason (retrying cannot help);
+- infrastructure unreachable (MongoDB, Redis, network): retried with backoff and never
+  dead-lettered; after a while the message is nacked so it is redelivered, not skipped;
+- any other exception: retried `consumer_max_attempts` times with backoff, then dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import metrics
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared import context
+from shared.config import ServiceSettings
+from shared.contracts import topics
+from shared.contracts.envelope import Envelope, utcnow
+from shared.contracts.registry import Event, MalformedEvent, decode, spec_for
+from shared.faults import fail_point
+from shared.messaging.inbox import AlreadyProcessed, claim
+from shared.messaging.outbox import Tx, UnitOfWork
+
+log = logging.getLogger(__name__)
+_meter = metrics.get_meter("kameng.consumer")
+_processed = _meter.create_counter("kameng.consumer.processed", description="events applied")
+_duplicates = _meter.create_counter("kameng.consumer.duplicates", description="redeliveries skipped")
+_dead_lettered = _meter.create_counter("kameng.consumer.dead_lettered", description="events sent to a DLQ")
+
+E = TypeVar("E", bound=Event)
+
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionFailure,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+# After this long failing on infrastructure, give the message back to Kafka (nack) so the
+# consumer's poll loop and group membership stay healthy; it is redelivered, never skipped.
+INFRA_RETRY_WINDOW_SECONDS = 60.0
+
+
+class RejectEvent(Exception):
+    """Raised by a handler for an event that can never be applied: dead-lettered with the reason."""
+
+
+@dataclass
+class HandlerContext:
+    envelope: Envelope
+    tx: Tx
+
+
+Handler = Callable[[Any, HandlerContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Registration:
+    name: str
+    fn: Handler
+
+
+class EventRouter:
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._handlers: dict[tuple[str, int], list[_Registration]] = defaultdict(list)
+        self._topics: set[str] = set()
+
+    def handles(self, *models: type[Event]) -> Callable[[Callable[[E, HandlerContext], Awaitable[None]]], Any]:
+        def register(fn: Callable[[E, HandlerContext], Awaitable[None]]) -> Any:
+            for model in models:
+                spec = spec_for(model)
+                self._handlers[(spec.type, spec.version)].append(
+                    _Registration(name=f"{self.service}.{fn.__name__}", fn=fn)  # type: ignore[arg-type]
+                )
+                self._topics.add(spec.topic)
+            return fn
+
+        return register
+
+    def include(self, other: EventRouter) -> None:
+        for key, regs in other._handlers.items():
+            self._handlers[key].extend(regs)
+        self._topics |= other._topics
+
+    @property
+    def topics(self) -> set[str]:
+        return set(self._topics)
+
+    def handlers_for(self, envelope: Envelope) -> list[_Registration]:
+        return self._handlers.get((envelope.type, envelope.version), [])
+
+    def subscribe(self, broker: KafkaBroker, uow: UnitOfWork, settings: ServiceSettings) -> None:
+        """Create the FastStream subscribers: per topic, `kafka_consumer_concurrency` consumers of
+        the service's consumer group (Kafka spreads the partitions across them)."""
+        dispatcher = Dispatcher(self, broker, uow, settings)
+        for topic in sorted(self._topics):
+            for _ in range(max(1, settings.kafka_consumer_concurrency)):
+
+                async def on_message(message: KafkaMessage) -> None:
+                    await dispatcher.dispatch(message)
+
+                broker.subscriber(
+                    topic,
+                    group_id=settings.service_name,
+                    ack_policy=AckPolicy.NACK_ON_ERROR,
+                    auto_offset_reset="earliest",
+                    title=f"{settings.service_name}:{topic}",
+                )(on_message)
+
+
+class Dispatcher:
+    def __init__(self, router: EventRouter, broker: KafkaBroker, uow: UnitOfWork, settings: ServiceSettings):
+        self.router = router
+        self.broker = broker
+        self.uow = uow
+        self.settings = settings
+
+    async def dispatch(self, message: Any) -> None:
+        raw = message.raw_message
+        body: bytes = message.body
+        try:
+            envelope, payload = decode(body)
+        except MalformedEvent as exc:
+            await self.dead_letter(raw, str(exc), handler=None, attempts=1)
+            return
+        registrations = self.router.handlers_for(envelope)
+        if not registrations:
+            return  # another service's event on a shared topic
+        cid_token = context.correlation_id.set(envelope.correlation_id)
+        cause_token = context.causation_id.set(envelope.event_id)
+        try:
+            for registration in registrations:
+                await self._apply_with_retries(registration, envelope, payload, raw)
+        finally:
+            context.correlation_id.reset(cid_token)
+            context.causation_id.reset(cause_token)
+
+    async def _apply_with_retries(
+        self, registration: _Registration, envelope: Envelope, payload: Event, raw: Any
+    ) -> None:
+        attempt = 0
+        infra_since: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            attempt += 1
+            try:
+                await self._apply_once(registration, envelope, payload)
+                return
+            except AlreadyProcessed:
+                _duplicates.add(1, {"handler": registration.name})
+                log.info("skip duplicate event %s (%s) in %s", envelope.event_id, envelope.type, registration.name)
+                return
+            except RejectEvent as exc:
+                await self.dead_letter(raw, f"rejected: {exc}", handler=registration.name, attempts=attempt)
+                return
+            except Exception as exc:
+                if _is_infrastructure(exc):
+                    infra_since = infra_since or loop.time()
+                    if loop.time() - infra_since > INFRA_RETRY_WINDOW_SECONDS:
+                        raise  # nack: the message is redelivered
+                    log.warning("infrastructure error in %s, retrying: %r", registration.name, exc)
+                elif attempt >= self.settings.consumer_max_attempts:
+                    reason = f"{type(exc).__name__}: {exc}"
+                    log.error("giving up on event %s in %s after %d attempts: %s",
+                              envelope.event_id, registration.name, attempt, reason)
+                    await self.dead_letter(
+                        raw, reason, handler=registration.name, attempts=attempt,
+                        detail=traceback.format_exc(limit=5),
+                    )
+                    return
+                else:
+                    log.warning("handler %s failed (attempt %d): %r", registration.name, attempt, exc)
+                await asyncio.sleep(self._backoff(attempt))
+
+    def _backoff(self, attempt: int) -> float:
+        ms = min(self.settings.consumer_backoff_initial_ms * 2 ** (attempt - 1), self.settings.consumer_backoff_max_ms)
+        return float(ms) / 1000
+
+    async def _apply_once(self, registration: _Registration, envelope: Envelope, payload: Event) -> None:
+        async def work(tx: Tx) -> None:
+            await claim(tx.db, tx.session, registration.name, envelope)
+            await registration.fn(payload, HandlerContext(envelope=envelope, tx=tx))
+
+        await self.uow.run(work)
+        # Dying here (effect committed, offset not) must not apply the event twice.
+        fail_point("consumer.after-apply")
+        _processed.add(1, {"handler": registration.name, "type": envelope.type})
+
+    async def dead_letter(
+        self, raw: Any, reason: str, *, handler: str | None, attempts: int, detail: str = ""
+    ) -> None:
+        """Publish the original message, untouched, to `<topic>.dlq` with why it failed."""
+        headers = {k: (v.decode(errors="replace") if isinstance(v, bytes) else str(v)) for k, v in raw.headers or ()}
+        headers.update(
+            {
+                "dlq_reason": reason[:1000],
+                "dlq_detail": detail[:4000],
+                "dlq_source_topic": raw.topic,
+                "dlq_source_partition": str(raw.partition),
+                "dlq_source_offset": str(raw.offset),
+                "dlq_consumer_group": self.settings.service_name,
+                "dlq_handler": handler or "",
+                "dlq_attempts": str(attempts),
+                "dlq_failed_at": utcnow().isoformat(),
+            }
+        )
+        await self.broker.publish(raw.value or b"", topics.dlq(raw.topic), key=raw.key, headers=headers)
+        _dead_lettered.add(1, {"topic": raw.topic})
+        log.error("dead-lettered %s[%s]@%s: %s", raw.topic, raw.partition, raw.offset, reason)
+
+
+def _is_infrastructure(exc: BaseException) -> bool:
+    if isinstance(exc, INFRASTRUCTURE_ERRORS):
+        return True
+    if isinstance(exc, OperationFailure | PyMongoError) and exc.has_error_label("TransientTransactionError"):
+        return True
+    return False

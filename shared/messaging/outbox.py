@@ -1,0 +1,127 @@
+"""Transactional outbox: a state change and the events it causes commit together or not at all.
+
+Services never publish to Kafka directly. Inside `UnitOfWork.run(fn)` the function changes state
+through `tx.session` and calls `tx.emit(event)`; the events are inserted into the service's
+`outbox` collection in the same MongoDB transaction. The relay (`shared.messaging.relay`)
+publishes them afterwards and marks them sent. An aborted transaction therefore publishes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+from bson import Binary
+from motor.motor_asyncio import AsyncIOMotorClientSession, AsyncIOMotorDatabase
+from opentelemetry import propagate
+
+from shared import context
+from shared.contracts.envelope import Envelope, encode_envelope, new_id, utcnow
+from shared.contracts.registry import Event, spec_for
+from shared.mongo import Index, Mongo
+
+OUTBOX = "outbox"
+
+OUTBOX_INDEXES = (
+    # The relay reads pending records oldest first.
+    Index(OUTBOX, [("pending", 1), ("created_at", 1)]),
+    Index(OUTBOX, [("sent_at", 1)], {"sparse": True}),
+)
+
+T = TypeVar("T")
+
+
+def build_envelope(
+    payload: Event,
+    *,
+    producer: str,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    event_id: str | None = None,
+) -> Envelope:
+    spec = spec_for(type(payload))
+    event_id = event_id or new_id()
+    return Envelope(
+        event_id=event_id,
+        type=spec.type,
+        version=spec.version,
+        occurred_at=utcnow(),
+        producer=producer,
+        correlation_id=correlation_id or context.correlation_id.get() or event_id,
+        causation_id=causation_id if causation_id is not None else context.causation_id.get(),
+        key=payload.aggregate_key(),
+        data=msgspec.Raw(msgspec.json.encode(payload)),
+    )
+
+
+def outbox_record(envelope: Envelope, topic: str) -> dict[str, Any]:
+    """The outbox document for one event. The current trace context is stored with it so the
+    relay's publish span (and the consumer's span after it) join the trace that caused it."""
+    trace: dict[str, str] = {}
+    propagate.inject(trace)
+    return {
+        "_id": envelope.event_id,
+        "topic": topic,
+        "key": envelope.key,
+        "type": envelope.type,
+        "value": Binary(encode_envelope(envelope)),
+        "trace": trace,
+        "created_at": envelope.occurred_at,
+        "pending": True,
+    }
+
+
+@dataclass
+class Tx:
+    """What a unit of work's function gets: the session to pass to every write, and emit()."""
+
+    db: AsyncIOMotorDatabase[Any]
+    session: AsyncIOMotorClientSession
+    producer: str
+    events: list[tuple[Envelope, str]] = field(default_factory=list)
+
+    def emit(self, payload: Event, *, event_id: str | None = None) -> Envelope:
+        envelope = build_envelope(payload, producer=self.producer, event_id=event_id)
+        self.events.append((envelope, spec_for(type(payload)).topic))
+        return envelope
+
+
+class UnitOfWork:
+    """Runs a function in one MongoDB transaction and writes its events to the outbox with it.
+
+    The transaction is retried on MongoDB's transient errors (pymongo's `with_transaction`), so
+    `fn` must only touch the database through `tx.session` and must not have outside effects.
+    """
+
+    def __init__(self, mongo: Mongo, producer: str, on_commit: Callable[[], None] | None = None) -> None:
+        self.mongo = mongo
+        self.producer = producer
+        self._on_commit = on_commit
+
+    def set_on_commit(self, callback: Callable[[], None] | None) -> None:
+        self._on_commit = callback
+
+    async def run(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
+        result: T
+        wrote_events = False
+
+        async with await self.mongo.client.start_session() as session:
+
+            async def attempt(s: AsyncIOMotorClientSession) -> T:
+                nonlocal wrote_events
+                tx = Tx(db=self.mongo.db, session=s, producer=self.producer)
+                value = await fn(tx)
+                if tx.events:
+                    await self.mongo.db[OUTBOX].insert_many(
+                        [outbox_record(env, topic) for env, topic in tx.events], session=s, ordered=True
+                    )
+                wrote_events = bool(tx.events)
+                return value
+
+            result = await session.with_transaction(attempt)
+
+        if wrote_events and self._on_commit is not None:
+            self._on_commit()
+        return result

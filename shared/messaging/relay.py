@@ -1,0 +1,236 @@
+"""Outbox relay: publishes committed outbox records to Kafka, in order, and marks them sent.
+
+One relay per service holds a lease (a MongoDB document) so that several replicas of a service
+do not publish the same records or reorder one aggregate's events. The holder:
+
+1. wakes up when a unit of work commits (in-process signal) or every poll interval,
+2. reads pending records oldest first, publishes them all (aiokafka batches them; records to the
+   same partition keep their order) and waits for the broker's acknowledgements,
+3. marks them sent with one update.
+
+If the process dies between 2 and 3, the records are still pending. Before publishing again, a
+new lease holder scans the partitions those records would have gone to, from shortly before the
+oldest pending record, for their event ids and marks the ones it finds as sent: a crash between
+publish and mark does not put a second copy on the topic. (Consumers also deduplicate by event id
+in their inbox, so even a copy that slipped through, e.g. from a zombie lease holder, has one effect.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faststream.kafka import KafkaBroker
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from shared.config import ServiceSettings
+from shared.contracts.envelope import new_id, utcnow
+from shared.faults import fail_point
+from shared.messaging.outbox import OUTBOX
+from shared.mongo import Mongo
+
+log = logging.getLogger(__name__)
+
+LEASES = "leases"
+LEASE_ID = "outbox-relay"
+# Broker timestamps come from the relay's clock at publish time, which is after created_at;
+# the margin covers clock differences between the writer and the relay.
+RECOVERY_MARGIN = timedelta(seconds=60)
+
+
+class OutboxRelay:
+    def __init__(self, mongo: Mongo, broker: KafkaBroker, settings: ServiceSettings) -> None:
+        self.mongo = mongo
+        self.broker = broker
+        self.settings = settings
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id()[:8]}"
+        self._wake = asyncio.Event()
+        self._lease_until = 0.0  # monotonic deadline of the lease we hold; 0 when not holding
+        self._last_cleanup = 0.0
+        self.published = 0
+
+    @property
+    def outbox(self) -> Any:
+        return self.mongo.db[OUTBOX]
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        poll = self.settings.outbox_poll_interval_ms / 1000
+        while True:
+            try:
+                if await self._hold_lease():
+                    while await self.drain_once() >= self.settings.outbox_batch_size:
+                        pass
+                    await self._cleanup()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay iteration failed; retrying")
+                self._lease_until = 0.0
+                await asyncio.sleep(1.0)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=poll)
+            except TimeoutError:
+                pass
+
+    # -- lease ----------------------------------------------------------------------------
+
+    async def _hold_lease(self) -> bool:
+        lease = self.settings.outbox_lease_seconds
+        now = time.monotonic()
+        if self._lease_until and now < self._lease_until - lease * 2 / 3:
+            return True  # renewed recently enough
+        was_holding = self._lease_until > now
+        wall = utcnow()
+        try:
+            doc = await self.mongo.db[LEASES].find_one_and_update(
+                {"_id": LEASE_ID, "$or": [{"owner": self.owner}, {"until": {"$lt": wall}}]},
+                {"$set": {"owner": self.owner, "until": wall + timedelta(seconds=lease)}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            doc = None  # another live holder: the upsert collided with its document
+        if doc is None or doc.get("owner") != self.owner:
+            self._lease_until = 0.0
+            return False
+        self._lease_until = now + lease
+        if not was_holding:
+            log.info("outbox relay %s holds the lease", self.owner)
+            await self.recover()
+        return True
+
+    async def release(self) -> None:
+        if self._lease_until:
+            await self.mongo.db[LEASES].delete_one({"_id": LEASE_ID, "owner": self.owner})
+            self._lease_until = 0.0
+
+    # -- publishing -----------------------------------------------------------------------
+
+    async def drain_once(self) -> int:
+        """Publish one batch of pending records; returns how many."""
+        docs = (
+            await self.outbox.find({"pending": True})
+            .sort([("created_at", 1), ("_id", 1)])
+            .limit(self.settings.outbox_batch_size)
+            .to_list(None)
+        )
+        if not docs:
+            return 0
+        confirmations = []
+        for doc in docs:
+            # Publish under the trace context of the work that wrote the record.
+            token = otel_context.attach(propagate.extract(doc.get("trace") or {}))
+            try:
+                confirmations.append(
+                    await self.broker.publish(
+                        bytes(doc["value"]),
+                        doc["topic"],
+                        key=doc["key"].encode(),
+                        headers={
+                            "content-type": "application/json",
+                            "event_id": doc["_id"],
+                            "event_type": doc["type"],
+                        },
+                        no_confirm=True,
+                    )
+                )
+            finally:
+                otel_context.detach(token)
+        await asyncio.gather(*confirmations)
+        fail_point("relay.after-publish")
+        await self._mark_sent([doc["_id"] for doc in docs])
+        self.published += len(docs)
+        return len(docs)
+
+    async def _mark_sent(self, ids: list[str]) -> None:
+        await self.outbox.update_many(
+            {"_id": {"$in": ids}}, {"$set": {"sent_at": utcnow()}, "$unset": {"pending": ""}}
+        )
+
+    async def _cleanup(self) -> None:
+        """Delete sent records past their retention (kept meanwhile for audit and debugging)."""
+        now = time.monotonic()
+        if now - self._last_cleanup < 600:
+            return
+        self._last_cleanup = now
+        cutoff = utcnow() - timedelta(hours=self.settings.outbox_sent_retention_hours)
+        await self.outbox.delete_many({"sent_at": {"$lt": cutoff}})
+
+    # -- crash recovery -------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Mark as sent the pending records a crashed holder had already published."""
+        pending = await self.outbox.find(
+            {"pending": True}, {"_id": 1, "topic": 1, "created_at": 1}
+        ).to_list(None)
+        if not pending:
+            return 0
+        by_topic: dict[str, set[str]] = defaultdict(set)
+        for doc in pending:
+            by_topic[doc["topic"]].add(doc["_id"])
+        since_ms = int((min(d["created_at"] for d in pending) - RECOVERY_MARGIN).timestamp() * 1000)
+        found = await _find_published(self.settings.kafka_bootstrap_servers, by_topic, since_ms)
+        if found:
+            await self._mark_sent(sorted(found))
+            log.warning("outbox recovery: %d record(s) were already on the broker", len(found))
+        return len(found)
+
+
+async def _find_published(bootstrap: str, wanted: dict[str, set[str]], since_ms: int) -> set[str]:
+    """Event ids from `wanted` that are on their topics at or after `since_ms`."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    found: set[str] = set()
+    try:
+        tps: list[TopicPartition] = []
+        for topic in wanted:
+            partitions = consumer.partitions_for_topic(topic) or await _fetch_partitions(consumer, topic)
+            tps.extend(TopicPartition(topic, p) for p in partitions)
+        if not tps:
+            return found
+        consumer.assign(tps)
+        starts = await consumer.offsets_for_times({tp: since_ms for tp in tps})
+        ends = await consumer.end_offsets(tps)
+        todo: dict[TopicPartition, int] = {}
+        for tp in tps:
+            start = starts.get(tp)
+            # No record at/after the time (some brokers answer with timestamp -1 instead of None).
+            if start is None or start.timestamp < 0 or start.offset >= ends[tp]:
+                continue
+            consumer.seek(tp, start.offset)
+            todo[tp] = ends[tp]
+        while todo:
+            batches = await consumer.getmany(*todo, timeout_ms=1000, max_records=1000)
+            if not batches:
+                break
+            for tp, records in batches.items():
+                ids = wanted[tp.topic]
+                for record in records:
+                    event_id = dict(record.headers or ()).get("event_id")
+                    if event_id is not None and event_id.decode() in ids:
+                        found.add(event_id.decode())
+                    if record.offset + 1 >= todo.get(tp, 0):
+                        todo.pop(tp, None)
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def _fetch_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
+    return consumer.partitions_for_topic(topic) or set()

@@ -1,0 +1,170 @@
+"""The one shape every backend service has: a Litestar app (its internal HTTP API) and its
+FastStream subscribers and outbox relay in the same process, over one Runtime.
+
+    spec = ServiceSpec(name="wallet", settings=WalletSettings(), controllers=[...],
+                       events=router, indexes=[...], on_ready=[...])
+    app = create_service_app(spec)       # services/wallet/app.py
+    serve(app, spec.settings)            # services/wallet/__main__.py
+
+Start-up never blocks on infrastructure: the HTTP server comes up at once (so /health/ready can
+say what is missing), and a bootstrap task keeps trying to create indexes and topics, start the
+consumers and the relay, then runs the service's `on_ready` hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+from shared import contracts  # noqa: F401  (registers every event model)
+from shared import redis_client
+from shared.canary import canary_controller, canary_router
+from shared.config import ServiceSettings
+from shared.contracts import topics
+from shared.errors import EXCEPTION_HANDLERS
+from shared.http import health_controller, request_id_middleware
+from shared.messaging.broker import create_broker, ensure_topics
+from shared.messaging.consumer import EventRouter
+from shared.messaging.inbox import INBOX_INDEXES
+from shared.messaging.outbox import OUTBOX_INDEXES, UnitOfWork
+from shared.messaging.relay import OutboxRelay
+from shared.mongo import Index, connect, ensure_indexes
+from shared.runtime import Runtime
+from shared.telemetry import Telemetry, setup_logging, setup_telemetry
+
+log = logging.getLogger(__name__)
+
+
+Hook = Callable[[Runtime], Awaitable[None]]
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    settings: ServiceSettings
+    controllers: Sequence[Any] = ()
+    events: EventRouter | None = None
+    indexes: Sequence[Index] = ()
+    on_ready: Sequence[Hook] = ()
+    """Run once infrastructure is up (e.g. create the bootstrap admin); retried until it succeeds."""
+    description: str = ""
+
+
+def create_runtime(spec: ServiceSpec, telemetry: Telemetry) -> Runtime:
+    settings = spec.settings
+    mongo = connect(settings.mongodb_url, settings.database_name, timeout_ms=settings.mongodb_timeout_ms,
+                    app_name=settings.service_name)
+    broker = create_broker(settings, tracer_provider=telemetry.tracer_provider,
+                           meter_provider=telemetry.meter_provider)
+    relay = OutboxRelay(mongo, broker, settings)
+    uow = UnitOfWork(mongo, producer=settings.service_name, on_commit=relay.wake)
+    events = EventRouter(settings.service_name)
+    events.include(canary_router(settings.service_name))
+    if spec.events is not None:
+        events.include(spec.events)
+    events.subscribe(broker, uow, settings)
+    return Runtime(settings=settings, mongo=mongo, redis=redis_client.connect(settings.redis_url),
+                   broker=broker, uow=uow, relay=relay, telemetry=telemetry)
+
+
+async def _bootstrap(spec: ServiceSpec, rt: Runtime) -> None:
+    """Bring the service's infrastructure side up, retrying until everything answers."""
+    delay = 0.2
+    indexes = [*OUTBOX_INDEXES, *INBOX_INDEXES, *spec.indexes]
+    steps_done: set[str] = set()
+    while True:
+        try:
+            if "mongo" not in steps_done:
+                await ensure_indexes(rt.mongo.db, indexes)
+                steps_done.add("mongo")
+            if "topics" not in steps_done:
+                await ensure_topics(rt.settings.kafka_bootstrap_servers, topics.all_with_dlq(),
+                                    partitions=rt.settings.kafka_topic_partitions,
+                                    replication_factor=rt.settings.kafka_replication_factor)
+                steps_done.add("topics")
+            if "broker" not in steps_done:
+                await rt.broker.start()
+                steps_done.add("broker")
+            if "relay" not in steps_done:
+                rt.tasks.append(asyncio.create_task(rt.relay.run(), name=f"{spec.name}-outbox-relay"))
+                steps_done.add("relay")
+            for i, hook in enumerate(spec.on_ready):
+                if f"hook{i}" not in steps_done:
+                    await hook(rt)
+                    steps_done.add(f"hook{i}")
+            rt.started.set()
+            log.info("%s is ready", spec.name)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s waiting for infrastructure (%s): %s", spec.name, ", ".join(sorted(steps_done)) or
+                        "nothing up yet", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def create_service_app(spec: ServiceSpec, *, telemetry: Telemetry | None = None) -> Litestar:
+    settings = spec.settings
+    setup_logging(settings.service_name, settings.log_level)
+    telemetry = telemetry or setup_telemetry(settings.service_name)
+    rt = create_runtime(spec, telemetry)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        boot = asyncio.create_task(_bootstrap(spec, rt), name=f"{spec.name}-bootstrap")
+        try:
+            yield
+        finally:
+            boot.cancel()
+            for task in rt.tasks:
+                task.cancel()
+            for task in [boot, *rt.tasks]:
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+            with suppress(Exception):
+                await rt.relay.release()
+            with suppress(Exception):
+                await rt.broker.stop()
+            with suppress(Exception):
+                await rt.redis.aclose()
+            rt.mongo.close()
+
+    def provide_runtime() -> Runtime:
+        return rt
+
+    app = Litestar(
+        route_handlers=[health_controller(rt.readiness_checks), canary_controller(), *spec.controllers],
+        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        lifespan=[lifespan],
+        middleware=[request_id_middleware],
+        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=telemetry.tracer_provider,
+                                                         meter_provider=telemetry.meter_provider,
+                                                         exclude=["/health"]))],
+        exception_handlers=EXCEPTION_HANDLERS,
+        logging_config=None,  # shared.telemetry.setup_logging owns the log format
+        openapi_config=OpenAPIConfig(title=f"Kameng {spec.name} (internal)", version="0.1.0",
+                                     description=spec.description, path="/schema",
+                                     render_plugins=[ScalarRenderPlugin()]),
+        request_max_body_size=settings.request_max_body_bytes,
+        debug=False,
+    )
+    app.state.runtime = rt
+    return app
+
+
+def serve(app: Litestar, settings: ServiceSettings) -> None:
+    """Run one service process (uvicorn, no reload, our logging)."""
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                lifespan="on", timeout_graceful_shutdown=15)
