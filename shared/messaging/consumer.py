@@ -117,7 +117,7 @@ class EventRouter:
     def handlers_for(self, envelope: Envelope) -> list[_Registration]:
         return self._handlers.get((envelope.type, envelope.version), [])
 
-    def subscribe(self, broker: KafkaBroker, uow: UnitOfWork, settings: ServiceSettings) -> None:
+    def subscribe(self, broker: KafkaBroker, uow: UnitOfWork, settings: ServiceSettings) -> Dispatcher:
         """Create the FastStream subscribers: per topic, `kafka_consumer_concurrency` consumers of
         the service's consumer group (Kafka spreads the partitions across them)."""
         dispatcher = Dispatcher(self, broker, uow, settings)
@@ -134,6 +134,7 @@ class EventRouter:
                     auto_offset_reset="earliest",
                     title=f"{settings.service_name}:{topic}",
                 )(on_message)
+        return dispatcher
 
 
 class Dispatcher:

@@ -16,10 +16,11 @@ import json
 import sys
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from shared.config import InfraSettings
 from shared.contracts import topics
+from shared.messaging.scan import scan
 
 
 @dataclass
@@ -39,44 +40,13 @@ class DeadLetter:
         return self.headers.get("dlq_reason", "")
 
 
-async def read_dead_letters(bootstrap: str, topic: str, *, timeout_ms: int = 2000) -> list[DeadLetter]:
+async def read_dead_letters(bootstrap: str, topic: str) -> list[DeadLetter]:
     """Every message currently on `<topic>.dlq`."""
-    dlq = topics.dlq(topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    out: list[DeadLetter] = []
-    try:
-        partitions = consumer.partitions_for_topic(dlq)
-        if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public call
-            partitions = consumer.partitions_for_topic(dlq) or set()
-        tps = [TopicPartition(dlq, p) for p in sorted(partitions)]
-        if not tps:
-            return out
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=timeout_ms)
-            if not batches:
-                break
-            for tp, records in batches.items():
-                for r in records:
-                    out.append(
-                        DeadLetter(
-                            partition=tp.partition,
-                            offset=r.offset,
-                            key=r.key,
-                            value=r.value or b"",
-                            headers={k: v.decode(errors="replace") for k, v in r.headers or ()},
-                        )
-                    )
-                    if r.offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return out
+    return [
+        DeadLetter(partition=r.partition, offset=r.offset, key=r.key, value=r.value or b"",
+                   headers={k: v.decode(errors="replace") for k, v in r.headers or ()})
+        for r in await scan(bootstrap, [topics.dlq(topic)])
+    ]
 
 
 async def replay(bootstrap: str, topic: str, *, event_id: str | None = None) -> int:

@@ -8,6 +8,7 @@ publishes them afterwards and marks them sent. An aborted transaction therefore 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,8 +26,8 @@ from shared.mongo import Index, Mongo
 OUTBOX = "outbox"
 
 OUTBOX_INDEXES = (
-    # The relay reads pending records oldest first.
-    Index(OUTBOX, [("pending", 1), ("created_at", 1)]),
+    # The relay reads pending records in write order.
+    Index(OUTBOX, [("pending", 1), ("ts", 1), ("seq", 1)]),
     Index(OUTBOX, [("sent_at", 1)], {"sparse": True}),
 )
 
@@ -56,7 +57,28 @@ def build_envelope(
     )
 
 
-def outbox_record(envelope: Envelope, topic: str) -> dict[str, Any]:
+class _Clock:
+    """Nanosecond write stamps that never go backwards in this process.
+
+    The relay publishes in (ts, seq) order. MongoDB dates keep only milliseconds, so events
+    emitted together would tie; `seq` orders them within one transaction. Two transactions on
+    the same aggregate are serialised by the database (write conflicts retry), so the later one
+    stamps a later `ts` unless the writers' hosts' clocks disagree by more than the gap between
+    the two writes (see docs/architecture.md, "Ordering").
+    """
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def now(self) -> int:
+        self._last = max(self._last + 1, time.time_ns())
+        return self._last
+
+
+_clock = _Clock()
+
+
+def outbox_record(envelope: Envelope, topic: str, *, ts: int, seq: int) -> dict[str, Any]:
     """The outbox document for one event. The current trace context is stored with it so the
     relay's publish span (and the consumer's span after it) join the trace that caused it."""
     trace: dict[str, str] = {}
@@ -69,6 +91,8 @@ def outbox_record(envelope: Envelope, topic: str) -> dict[str, Any]:
         "value": Binary(encode_envelope(envelope)),
         "trace": trace,
         "created_at": envelope.occurred_at,
+        "ts": ts,
+        "seq": seq,
         "pending": True,
     }
 
@@ -114,8 +138,10 @@ class UnitOfWork:
                 tx = Tx(db=self.mongo.db, session=s, producer=self.producer)
                 value = await fn(tx)
                 if tx.events:
+                    ts = _clock.now()
                     await self.mongo.db[OUTBOX].insert_many(
-                        [outbox_record(env, topic) for env, topic in tx.events], session=s, ordered=True
+                        [outbox_record(env, topic, ts=ts, seq=i) for i, (env, topic) in enumerate(tx.events)],
+                        session=s,
                     )
                 wrote_events = bool(tx.events)
                 return value

@@ -26,7 +26,6 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
@@ -37,6 +36,7 @@ from shared.config import ServiceSettings
 from shared.contracts.envelope import new_id, utcnow
 from shared.faults import fail_point
 from shared.messaging.outbox import OUTBOX
+from shared.messaging.scan import header, scan
 from shared.mongo import Mongo
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class OutboxRelay:
         """Publish one batch of pending records; returns how many."""
         docs = (
             await self.outbox.find({"pending": True})
-            .sort([("created_at", 1), ("_id", 1)])
+            .sort([("ts", 1), ("seq", 1)])
             .limit(self.settings.outbox_batch_size)
             .to_list(None)
         )
@@ -176,14 +176,14 @@ class OutboxRelay:
     async def recover(self) -> int:
         """Mark as sent the pending records a crashed holder had already published."""
         pending = await self.outbox.find(
-            {"pending": True}, {"_id": 1, "topic": 1, "created_at": 1}
+            {"pending": True}, {"_id": 1, "topic": 1, "ts": 1}
         ).to_list(None)
         if not pending:
             return 0
         by_topic: dict[str, set[str]] = defaultdict(set)
         for doc in pending:
             by_topic[doc["topic"]].add(doc["_id"])
-        since_ms = int((min(d["created_at"] for d in pending) - RECOVERY_MARGIN).timestamp() * 1000)
+        since_ms = min(d["ts"] for d in pending) // 1_000_000 - int(RECOVERY_MARGIN.total_seconds() * 1000)
         found = await _find_published(self.settings.kafka_bootstrap_servers, by_topic, since_ms)
         if found:
             await self._mark_sent(sorted(found))
@@ -192,45 +192,10 @@ class OutboxRelay:
 
 
 async def _find_published(bootstrap: str, wanted: dict[str, set[str]], since_ms: int) -> set[str]:
-    """Event ids from `wanted` that are on their topics at or after `since_ms`."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    await consumer.start()
+    """Event ids from `wanted` that are on their topics at or after about `since_ms`."""
     found: set[str] = set()
-    try:
-        tps: list[TopicPartition] = []
-        for topic in wanted:
-            partitions = consumer.partitions_for_topic(topic) or await _fetch_partitions(consumer, topic)
-            tps.extend(TopicPartition(topic, p) for p in partitions)
-        if not tps:
-            return found
-        consumer.assign(tps)
-        starts = await consumer.offsets_for_times({tp: since_ms for tp in tps})
-        ends = await consumer.end_offsets(tps)
-        todo: dict[TopicPartition, int] = {}
-        for tp in tps:
-            start = starts.get(tp)
-            # No record at/after the time (some brokers answer with timestamp -1 instead of None).
-            if start is None or start.timestamp < 0 or start.offset >= ends[tp]:
-                continue
-            consumer.seek(tp, start.offset)
-            todo[tp] = ends[tp]
-        while todo:
-            batches = await consumer.getmany(*todo, timeout_ms=1000, max_records=1000)
-            if not batches:
-                break
-            for tp, records in batches.items():
-                ids = wanted[tp.topic]
-                for record in records:
-                    event_id = dict(record.headers or ()).get("event_id")
-                    if event_id is not None and event_id.decode() in ids:
-                        found.add(event_id.decode())
-                    if record.offset + 1 >= todo.get(tp, 0):
-                        todo.pop(tp, None)
-    finally:
-        await consumer.stop()
+    for record in await scan(bootstrap, wanted, since_ms=since_ms):
+        event_id = header(record, "event_id")
+        if event_id is not None and event_id in wanted.get(record.topic, ()):
+            found.add(event_id)
     return found
-
-
-async def _fetch_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
-    return consumer.partitions_for_topic(topic) or set()

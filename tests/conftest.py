@@ -1,0 +1,84 @@
+"""Test harness: the real embedded stack once per session (or the servers named by
+KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL / REDIS_URL), and the whole platform for end-to-end tests.
+
+Logs of every server and service process are kept under `.kameng/test-runs/<run>/` so a failed
+CI run can be read afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.platform import Platform, default_base_env
+from deploy.stack import EmbeddedStack
+from tests.otlp import Collector, start_collector
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_DIR = ROOT / ".kameng" / "test-runs" / time.strftime("%Y%m%d-%H%M%S")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+        if "e2e" in parts:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[EmbeddedStack]:
+    embedded = EmbeddedStack(run_dir=RUN_DIR / "stack")
+    embedded.start()
+    try:
+        yield embedded
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def infra(stack: EmbeddedStack) -> dict[str, str]:
+    """KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL and REDIS_URL of the running stack."""
+    return stack.env()
+
+
+@pytest.fixture(scope="session")
+def base_env(infra: dict[str, str]) -> dict[str, str]:
+    env = default_base_env(infra)
+    env["KAMENG_ENV"] = "test"
+    return env
+
+
+@pytest.fixture(scope="session")
+def otlp() -> Iterator[Collector]:
+    """Spans exported over OTLP/HTTP by the platform's processes."""
+    collector, server = start_collector()
+    yield collector
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def platform(base_env: dict[str, str], otlp: Collector) -> Iterator[Platform]:
+    """Every service and the gateway as separate processes on the real stack, exporting traces."""
+    env = {**base_env, "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url, "OTEL_BSP_SCHEDULE_DELAY": "200",
+           "OTEL_METRIC_EXPORT_INTERVAL": "600000"}
+    running = Platform(base_env=env, logs_dir=RUN_DIR / "platform")
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def test_env(monkeypatch: pytest.MonkeyPatch, infra: dict[str, str]) -> dict[str, str]:
+    """Point settings objects built in the test process at the stack."""
+    for key, value in infra.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KAMENG_ENV", "test")
+    return dict(os.environ)
