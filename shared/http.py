@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from litestar import Controller, get
+from litestar.enums import ScopeType
 from litestar.response import Response
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,7 +24,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     this request causes, and echo it on the response."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         incoming = next((v.decode() for k, v in scope["headers"] if k == b"x-request-id"), "")
@@ -49,12 +50,12 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
 Check = Callable[[], Awaitable[Any]]
 
 
-async def run_checks(checks: Mapping[str, Check], timeout: float = 2.0) -> dict[str, str]:
+async def run_checks(checks: Mapping[str, Check], limit_seconds: float = 2.0) -> dict[str, str]:
     """Run dependency checks concurrently: {"mongodb": "ok", "kafka": "unreachable: ..."}."""
 
     async def one(check: Check) -> str:
         try:
-            result = await asyncio.wait_for(check(), timeout)
+            result = await asyncio.wait_for(check(), limit_seconds)
         except TimeoutError:
             return "timeout"
         except Exception as exc:
@@ -65,24 +66,30 @@ async def run_checks(checks: Mapping[str, Check], timeout: float = 2.0) -> dict[
     return dict(zip(checks.keys(), results, strict=True))
 
 
-def health_controller(checks_provider: Callable[[], Mapping[str, Check]]) -> type[Controller]:
-    """`/health/live` (the process runs) and `/health/ready` (every dependency answers)."""
+def health_controller(checks_provider: Callable[[str], Mapping[str, Check]]) -> type[Controller]:
+    """`/health/live` (the process runs) and `/health/ready` (every dependency answers).
+
+    `checks_provider(scope)` gives the checks to run; `?scope=edge` lets the gateway's own
+    readiness probe ignore the services behind it (so one service down does not take every
+    gateway replica out of the load balancer), while the default `all` reports the platform."""
 
     class HealthController(Controller):
         path = "/health"
-        tags = ["health"]
+        tags = ["health"]  # noqa: RUF012 - Litestar declares it as a plain attribute
         include_in_schema = True
 
         @get("/live", summary="Liveness", opt={"exclude_from_auth": True, "skip_tracing": True})
         async def live(self) -> dict[str, str]:
             return {"status": "ok"}
 
-        @get("/ready", summary="Readiness: 200 when every dependency answers, else 503",
-             opt={"exclude_from_auth": True, "skip_tracing": True})
-        async def ready(self) -> Response[dict[str, Any]]:
-            checks = await run_checks(checks_provider())
+        @get(
+            "/ready",
+            summary="Readiness: 200 when every dependency answers, else 503",
+            opt={"exclude_from_auth": True, "skip_tracing": True},
+        )
+        async def ready(self, scope: Literal["all", "edge"] = "all") -> Response[dict[str, Any]]:
+            checks = await run_checks(checks_provider(scope))
             ok = all(v == "ok" for v in checks.values())
-            return Response({"status": "ok" if ok else "unavailable", "checks": checks},
-                            status_code=200 if ok else 503)
+            return Response({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
     return HealthController

@@ -38,5 +38,5 @@ class Runtime:
         if not await self.broker.ping(timeout=1.5):
             raise ConnectionError(f"no answer from {self.settings.kafka_bootstrap_servers}")
 
-    def readiness_checks(self) -> Mapping[str, Check]:
+    def readiness_checks(self, scope: str = "all") -> Mapping[str, Check]:
         return {"kafka": self.check_kafka, "mongodb": self.mongo.ping, "redis": self.redis.ping}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -27,8 +28,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
-from shared import contracts  # noqa: F401  (registers every event model)
-from shared import redis_client
+from shared import (
+    contracts,  # noqa: F401  (registers every event model)
+    redis_client,
+)
 from shared.canary import canary_controller, canary_router
 from shared.config import ServiceSettings
 from shared.contracts import topics
@@ -59,14 +62,18 @@ class ServiceSpec:
     on_ready: Sequence[Hook] = ()
     """Run once infrastructure is up (e.g. create the bootstrap admin); retried until it succeeds."""
     description: str = ""
+    """Shown in the OpenAPI document; defaults to the service package's docstring."""
 
 
 def create_runtime(spec: ServiceSpec, telemetry: Telemetry) -> Runtime:
     settings = spec.settings
-    mongo = connect(settings.mongodb_url, settings.database_name, timeout_ms=settings.mongodb_timeout_ms,
-                    app_name=settings.service_name)
-    broker = create_broker(settings, tracer_provider=telemetry.tracer_provider,
-                           meter_provider=telemetry.meter_provider)
+    mongo = connect(
+        settings.mongodb_url,
+        settings.database_name,
+        timeout_ms=settings.mongodb_timeout_ms,
+        app_name=settings.service_name,
+    )
+    broker = create_broker(settings, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
     relay = OutboxRelay(mongo, broker, settings)
     uow = UnitOfWork(mongo, producer=settings.service_name, on_commit=relay.wake)
     events = EventRouter(settings.service_name)
@@ -74,8 +81,15 @@ def create_runtime(spec: ServiceSpec, telemetry: Telemetry) -> Runtime:
     if spec.events is not None:
         events.include(spec.events)
     events.subscribe(broker, uow, settings)
-    return Runtime(settings=settings, mongo=mongo, redis=redis_client.connect(settings.redis_url),
-                   broker=broker, uow=uow, relay=relay, telemetry=telemetry)
+    return Runtime(
+        settings=settings,
+        mongo=mongo,
+        redis=redis_client.connect(settings.redis_url),
+        broker=broker,
+        uow=uow,
+        relay=relay,
+        telemetry=telemetry,
+    )
 
 
 async def _bootstrap(spec: ServiceSpec, rt: Runtime) -> None:
@@ -89,9 +103,12 @@ async def _bootstrap(spec: ServiceSpec, rt: Runtime) -> None:
                 await ensure_indexes(rt.mongo.db, indexes)
                 steps_done.add("mongo")
             if "topics" not in steps_done:
-                await ensure_topics(rt.settings.kafka_bootstrap_servers, topics.all_with_dlq(),
-                                    partitions=rt.settings.kafka_topic_partitions,
-                                    replication_factor=rt.settings.kafka_replication_factor)
+                await ensure_topics(
+                    rt.settings.kafka_bootstrap_servers,
+                    topics.all_with_dlq(),
+                    partitions=rt.settings.kafka_topic_partitions,
+                    replication_factor=rt.settings.kafka_replication_factor,
+                )
                 steps_done.add("topics")
             if "broker" not in steps_done:
                 await rt.broker.start()
@@ -109,8 +126,12 @@ async def _bootstrap(spec: ServiceSpec, rt: Runtime) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("%s waiting for infrastructure (%s): %s", spec.name, ", ".join(sorted(steps_done)) or
-                        "nothing up yet", exc)
+            log.warning(
+                "%s waiting for infrastructure (%s): %s",
+                spec.name,
+                ", ".join(sorted(steps_done)) or "nothing up yet",
+                exc,
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -149,14 +170,24 @@ def create_service_app(spec: ServiceSpec, *, telemetry: Telemetry | None = None)
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         lifespan=[lifespan],
         middleware=[request_id_middleware],
-        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=telemetry.tracer_provider,
-                                                         meter_provider=telemetry.meter_provider,
-                                                         exclude=["/health"]))],
+        plugins=[
+            OpenTelemetryPlugin(
+                OpenTelemetryConfig(
+                    tracer_provider=telemetry.tracer_provider,
+                    meter_provider=telemetry.meter_provider,
+                    exclude=["/health"],
+                )
+            )
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # shared.telemetry.setup_logging owns the log format
-        openapi_config=OpenAPIConfig(title=f"Kameng {spec.name} (internal)", version="0.1.0",
-                                     description=spec.description, path="/schema",
-                                     render_plugins=[ScalarRenderPlugin()]),
+        openapi_config=OpenAPIConfig(
+            title=f"Kameng {spec.name} (internal)",
+            version="0.1.0",
+            description=spec.description or _package_doc(spec.name),
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
         request_max_body_size=settings.request_max_body_bytes,
         debug=False,
     )
@@ -164,7 +195,19 @@ def create_service_app(spec: ServiceSpec, *, telemetry: Telemetry | None = None)
     return app
 
 
+def _package_doc(name: str) -> str:
+    package = sys.modules.get(f"services.{name}")
+    return " ".join((package.__doc__ or "").split()) if package else ""
+
+
 def serve(app: Litestar, settings: ServiceSettings) -> None:
     """Run one service process (uvicorn, no reload, our logging)."""
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                lifespan="on", timeout_graceful_shutdown=15)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=15,
+    )

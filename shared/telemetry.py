@@ -22,7 +22,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 
@@ -98,9 +98,7 @@ def setup_logging(service_name: str, level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(TraceIdFilter())
     handler.setFormatter(
-        logging.Formatter(
-            f"%(asctime)s %(levelname)-5s {service_name} %(name)s trace=%(trace_id)s %(message)s"
-        )
+        logging.Formatter(f"%(asctime)s %(levelname)-5s {service_name} %(name)s trace=%(trace_id)s %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -65,8 +65,12 @@ def otlp() -> Iterator[Collector]:
 @pytest.fixture(scope="session")
 def platform(base_env: dict[str, str], otlp: Collector) -> Iterator[Platform]:
     """Every service and the gateway as separate processes on the real stack, exporting traces."""
-    env = {**base_env, "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url, "OTEL_BSP_SCHEDULE_DELAY": "200",
-           "OTEL_METRIC_EXPORT_INTERVAL": "600000"}
+    env = {
+        **base_env,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+    }
     running = Platform(base_env=env, logs_dir=RUN_DIR / "platform")
     try:
         running.start()

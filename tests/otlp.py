@@ -40,10 +40,18 @@ class Collector:
             for ss in rs.scope_spans:
                 for s in ss.spans:
                     attrs = {a.key: _value(a.value) for a in s.attributes}
-                    new.append(Span(service=service, name=s.name, kind=s.kind, trace_id=s.trace_id.hex(),
-                                    span_id=s.span_id.hex(), parent_span_id=s.parent_span_id.hex(),
-                                    attributes=attrs,
-                                    links=tuple((link.trace_id.hex(), link.span_id.hex()) for link in s.links)))
+                    new.append(
+                        Span(
+                            service=service,
+                            name=s.name,
+                            kind=s.kind,
+                            trace_id=s.trace_id.hex(),
+                            span_id=s.span_id.hex(),
+                            parent_span_id=s.parent_span_id.hex(),
+                            attributes=attrs,
+                            links=tuple((link.trace_id.hex(), link.span_id.hex()) for link in s.links),
+                        )
+                    )
         with self.lock:
             self.spans.extend(new)
 

@@ -19,6 +19,5 @@ def create_app(settings: CatalogSettings | None = None) -> Litestar:
             controllers=CONTROLLERS,
             events=router,
             indexes=INDEXES,
-            description="Scenarios, categories, products and SKUs with prices per member level.",
         )
     )

@@ -19,6 +19,5 @@ def create_app(settings: FulfilmentSettings | None = None) -> Litestar:
             controllers=CONTROLLERS,
             events=router,
             indexes=INDEXES,
-            description="The encrypted card-key vault, deliveries, direct top-ups with suppliers and the manual queue.",
         )
     )

@@ -24,8 +24,11 @@ from shared.telemetry import Telemetry, setup_logging, setup_telemetry
 async def _upstream_ready(client: httpx.AsyncClient, base: str) -> None:
     response = await client.get(f"{base}/health/ready", timeout=2.0)
     if response.status_code != 200:
-        checks = response.json().get("checks", {}) if response.headers.get("content-type", "").startswith(
-            "application/json") else {}
+        checks = (
+            response.json().get("checks", {})
+            if response.headers.get("content-type", "").startswith("application/json")
+            else {}
+        )
         failing = ", ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
         raise ConnectionError(f"not ready ({failing or response.status_code})")
 
@@ -35,11 +38,16 @@ def create_app(settings: GatewaySettings | None = None, *, telemetry: Telemetry 
     setup_logging(settings.service_name, settings.log_level)
     telemetry = telemetry or setup_telemetry(settings.service_name)
     redis = redis_client.connect(settings.redis_url)
-    upstream = create_upstream_client(settings.upstream_max_connections, settings.upstream_timeout_seconds,
-                                      settings.upstream_connect_timeout_seconds)
+    upstream = create_upstream_client(
+        settings.upstream_max_connections,
+        settings.upstream_timeout_seconds,
+        settings.upstream_connect_timeout_seconds,
+    )
 
-    def checks() -> Mapping[str, Check]:
+    def checks(scope: str) -> Mapping[str, Check]:
         result: dict[str, Check] = {"redis": redis.ping}
+        if scope == "edge":
+            return result
         for name, base in settings.upstreams().items():
             result[name] = partial(_upstream_ready, upstream, base)
         return result
@@ -56,13 +64,20 @@ def create_app(settings: GatewaySettings | None = None, *, telemetry: Telemetry 
         route_handlers=[health_controller(checks), forward],
         lifespan=[lifespan],
         middleware=[request_id_middleware],
-        plugins=[OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=telemetry.tracer_provider,
-                                                         meter_provider=telemetry.meter_provider,
-                                                         exclude=["/health"]))],
+        plugins=[
+            OpenTelemetryPlugin(
+                OpenTelemetryConfig(
+                    tracer_provider=telemetry.tracer_provider,
+                    meter_provider=telemetry.meter_provider,
+                    exclude=["/health"],
+                )
+            )
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # shared.telemetry.setup_logging owns the log format
-        openapi_config=OpenAPIConfig(title="Kameng API", version="1.0.0", path="/schema",
-                                     render_plugins=[ScalarRenderPlugin(path="/")]),
+        openapi_config=OpenAPIConfig(
+            title="Kameng API", version="1.0.0", path="/schema", render_plugins=[ScalarRenderPlugin(path="/")]
+        ),
         request_max_body_size=settings.request_max_body_bytes,
     )
     app.state.settings = settings

@@ -17,10 +17,30 @@ log = logging.getLogger(__name__)
 
 # Not forwarded: hop-by-hop headers (RFC 9110 §7.6.1), ones httpx sets itself, and trace headers
 # (the gateway's own span context is injected instead, so the trace goes caller -> gateway -> service).
-_DROP_REQUEST = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                 "transfer-encoding", "upgrade", "host", "content-length", "traceparent", "tracestate"}
-_DROP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
-                  "server", "date", "x-request-id"}
+_DROP_REQUEST = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "traceparent",
+    "tracestate",
+}
+_DROP_RESPONSE = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "content-encoding",
+    "server",
+    "date",
+    "x-request-id",
+}
 
 
 def create_upstream_client(max_connections: int, timeout: float, connect_timeout: float) -> httpx.AsyncClient:
@@ -58,11 +78,18 @@ async def forward(request: Request[Any, Any, Any], path: str) -> Response[bytes]
         )
     except httpx.TimeoutException as exc:
         log.warning("%s timed out on %s %s: %r", service, request.method, relative, exc)
-        raise Problem(504, "upstream-timeout", "Gateway Timeout", f"the {service} service did not answer in time") from exc
+        raise Problem(
+            504, "upstream-timeout", "Gateway Timeout", f"the {service} service did not answer in time"
+        ) from exc
     except httpx.TransportError as exc:
         log.warning("%s unreachable on %s %s: %r", service, request.method, relative, exc)
-        raise Problem(503, "service-unavailable", "Service Unavailable", f"the {service} service is not reachable",
-                      headers={"Retry-After": "5"}) from exc
+        raise Problem(
+            503,
+            "service-unavailable",
+            "Service Unavailable",
+            f"the {service} service is not reachable",
+            headers={"Retry-After": "5"},
+        ) from exc
     return Response(
         content=upstream.content,
         status_code=upstream.status_code,

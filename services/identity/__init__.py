@@ -1,1 +1,3 @@
-"""The identity service: accounts, credentials, tokens, real-name verification, 2FA, member levels and partner API keys."""
+"""The identity service: accounts, credentials, tokens, real-name verification, 2FA, member levels and
+partner API keys.
+"""

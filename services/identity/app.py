@@ -19,6 +19,5 @@ def create_app(settings: IdentitySettings | None = None) -> Litestar:
             controllers=CONTROLLERS,
             events=router,
             indexes=INDEXES,
-            description="Accounts, credentials, tokens, real-name verification, 2FA, member levels and partner API keys.",
         )
     )

@@ -19,6 +19,5 @@ def create_app(settings: OrderSettings | None = None) -> Litestar:
             controllers=CONTROLLERS,
             events=router,
             indexes=INDEXES,
-            description="Quotes, orders and their state machine, stock reservations, batch orders.",
         )
     )

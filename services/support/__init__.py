@@ -1,1 +1,3 @@
-"""The support service: after-sales tickets, urges, announcements, help center, notifications and partner webhooks."""
+"""The support service: after-sales tickets, urges, announcements, help center, notifications and
+partner webhooks.
+"""

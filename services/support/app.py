@@ -19,6 +19,5 @@ def create_app(settings: SupportSettings | None = None) -> Litestar:
             controllers=CONTROLLERS,
             events=router,
             indexes=INDEXES,
-            description="After-sales tickets, urges, announcements, help center, notifications and partner webhooks.",
         )
     )

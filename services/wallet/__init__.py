@@ -1,1 +1,3 @@
-"""The wallet service: balances and points in integer cents, the append-only ledger, top-ups, coupons, payments and refunds."""
+"""The wallet service: balances and points in integer cents, the append-only ledger, top-ups, coupons,
+payments and refunds.
+"""

@@ -19,6 +19,5 @@ def create_app(settings: WalletSettings | None = None) -> Litestar:
             controllers=CONTROLLERS,
             events=router,
             indexes=INDEXES,
-            description="Balances and points in integer cents, the append-only ledger, top-ups, coupons, payments and refunds.",
         )
     )

@@ -29,11 +29,11 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 
 @dataclass(frozen=True)
 class EventSpec:
+    model: type[Event]
     type: str
     version: int
     topic: str
     key_field: str
-    model: type[Event]
 
 
 class MalformedEvent(Exception):
@@ -89,7 +89,7 @@ def decode(body: bytes) -> tuple[Envelope, Event]:
     if spec is None:
         raise MalformedEvent(f"unknown event type {envelope.type!r} version {envelope.version}")
     try:
-        payload = msgspec.json.decode(envelope.data, type=spec.model)
+        payload: Event = msgspec.json.decode(envelope.data, type=spec.model)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise MalformedEvent(f"invalid {envelope.type} v{envelope.version} data: {exc}") from exc
     return envelope, payload

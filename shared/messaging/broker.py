@@ -30,9 +30,7 @@ def create_broker(
         acks=acks,  # type: ignore[arg-type]
         enable_idempotence=settings.kafka_enable_idempotence,
         request_timeout_ms=15000,
-        middlewares=[
-            KafkaTelemetryMiddleware(tracer_provider=tracer_provider, meter_provider=meter_provider)
-        ],
+        middlewares=[KafkaTelemetryMiddleware(tracer_provider=tracer_provider, meter_provider=meter_provider)],
         logger=logging.getLogger("faststream"),  # our handlers and format, not FastStream's own
         # FastStream logs every message at this level; per-message lines are debug noise.
         log_level=logging.DEBUG,

@@ -190,10 +190,18 @@ class Dispatcher:
                     log.warning("infrastructure error in %s, retrying: %r", registration.name, exc)
                 elif attempt >= self.settings.consumer_max_attempts:
                     reason = f"{type(exc).__name__}: {exc}"
-                    log.error("giving up on event %s in %s after %d attempts: %s",
-                              envelope.event_id, registration.name, attempt, reason)
+                    log.error(
+                        "giving up on event %s in %s after %d attempts: %s",
+                        envelope.event_id,
+                        registration.name,
+                        attempt,
+                        reason,
+                    )
                     await self.dead_letter(
-                        raw, reason, handler=registration.name, attempts=attempt,
+                        raw,
+                        reason,
+                        handler=registration.name,
+                        attempts=attempt,
                         detail=traceback.format_exc(limit=5),
                     )
                     return
@@ -202,7 +210,10 @@ class Dispatcher:
                 await asyncio.sleep(self._backoff(attempt))
 
     def _backoff(self, attempt: int) -> float:
-        ms = min(self.settings.consumer_backoff_initial_ms * 2 ** (attempt - 1), self.settings.consumer_backoff_max_ms)
+        ms = min(
+            self.settings.consumer_backoff_initial_ms * 2 ** (attempt - 1),
+            self.settings.consumer_backoff_max_ms,
+        )
         return float(ms) / 1000
 
     async def _apply_once(self, registration: _Registration, envelope: Envelope, payload: Event) -> None:
@@ -215,9 +226,7 @@ class Dispatcher:
         fail_point("consumer.after-apply")
         _processed.add(1, {"handler": registration.name, "type": envelope.type})
 
-    async def dead_letter(
-        self, raw: Any, reason: str, *, handler: str | None, attempts: int, detail: str = ""
-    ) -> None:
+    async def dead_letter(self, raw: Any, reason: str, *, handler: str | None, attempts: int, detail: str = "") -> None:
         """Publish the original message, untouched, to `<topic>.dlq` with why it failed."""
         headers = {k: (v.decode(errors="replace") if isinstance(v, bytes) else str(v)) for k, v in raw.headers or ()}
         headers.update(
@@ -241,6 +250,4 @@ class Dispatcher:
 def _is_infrastructure(exc: BaseException) -> bool:
     if isinstance(exc, INFRASTRUCTURE_ERRORS):
         return True
-    if isinstance(exc, OperationFailure | PyMongoError) and exc.has_error_label("TransientTransactionError"):
-        return True
-    return False
+    return isinstance(exc, OperationFailure | PyMongoError) and exc.has_error_label("TransientTransactionError")

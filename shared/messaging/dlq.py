@@ -43,8 +43,13 @@ class DeadLetter:
 async def read_dead_letters(bootstrap: str, topic: str) -> list[DeadLetter]:
     """Every message currently on `<topic>.dlq`."""
     return [
-        DeadLetter(partition=r.partition, offset=r.offset, key=r.key, value=r.value or b"",
-                   headers={k: v.decode(errors="replace") for k, v in r.headers or ()})
+        DeadLetter(
+            partition=r.partition,
+            offset=r.offset,
+            key=r.key,
+            value=r.value or b"",
+            headers={k: v.decode(errors="replace") for k, v in r.headers or ()},
+        )
         for r in await scan(bootstrap, [topics.dlq(topic)])
     ]
 
@@ -76,9 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     bootstrap = InfraSettings().kafka_bootstrap_servers
     if args.command == "list":
         for d in asyncio.run(read_dead_letters(bootstrap, args.topic)):
-            print(json.dumps({"partition": d.partition, "offset": d.offset, "event_id": d.event_id,
-                              "reason": d.reason, "handler": d.headers.get("dlq_handler"),
-                              "failed_at": d.headers.get("dlq_failed_at")}, ensure_ascii=False))
+            print(
+                json.dumps(
+                    {
+                        "partition": d.partition,
+                        "offset": d.offset,
+                        "event_id": d.event_id,
+                        "reason": d.reason,
+                        "handler": d.headers.get("dlq_handler"),
+                        "failed_at": d.headers.get("dlq_failed_at"),
+                    },
+                    ensure_ascii=False,
+                )
+            )
         return 0
     count = asyncio.run(replay(bootstrap, args.topic, event_id=args.event_id))
     print(f"replayed {count} message(s) to {args.topic}")

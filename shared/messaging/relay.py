@@ -18,6 +18,7 @@ in their inbox, so even a copy that slipped through, e.g. from a zombie lease ho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -82,10 +83,8 @@ class OutboxRelay:
                 self._lease_until = 0.0
                 await asyncio.sleep(1.0)
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll)
-            except TimeoutError:
-                pass
 
     # -- lease ----------------------------------------------------------------------------
 
@@ -158,9 +157,7 @@ class OutboxRelay:
         return len(docs)
 
     async def _mark_sent(self, ids: list[str]) -> None:
-        await self.outbox.update_many(
-            {"_id": {"$in": ids}}, {"$set": {"sent_at": utcnow()}, "$unset": {"pending": ""}}
-        )
+        await self.outbox.update_many({"_id": {"$in": ids}}, {"$set": {"sent_at": utcnow()}, "$unset": {"pending": ""}})
 
     async def _cleanup(self) -> None:
         """Delete sent records past their retention (kept meanwhile for audit and debugging)."""
@@ -175,9 +172,7 @@ class OutboxRelay:
 
     async def recover(self) -> int:
         """Mark as sent the pending records a crashed holder had already published."""
-        pending = await self.outbox.find(
-            {"pending": True}, {"_id": 1, "topic": 1, "ts": 1}
-        ).to_list(None)
+        pending = await self.outbox.find({"pending": True}, {"_id": 1, "topic": 1, "ts": 1}).to_list(None)
         if not pending:
             return 0
         by_topic: dict[str, set[str]] = defaultdict(set)

@@ -13,8 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 
-async def scan(bootstrap: str, topics: Iterable[str], *, since_ms: int | None = None,
-               idle_ms: int = 700) -> list[Any]:
+async def scan(bootstrap: str, topics: Iterable[str], *, since_ms: int | None = None, idle_ms: int = 700) -> list[Any]:
     """Every record of `topics` (all partitions), or those from about `since_ms` on.
 
     With `since_ms`, a partition the broker says has nothing that recent is skipped; one it
@@ -23,7 +22,7 @@ async def scan(bootstrap: str, topics: Iterable[str], *, since_ms: int | None = 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public call for this
+        await consumer._client.force_metadata_update()
         tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         if not tps:
             return []

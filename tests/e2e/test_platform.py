@@ -49,8 +49,11 @@ def _wait_receipt(platform: Platform, service: str, canary_id: str, timeout: flo
 def test_an_event_crosses_services_over_kafka_in_one_trace(platform: Platform, otlp: Collector) -> None:
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     traceparent = f"00-{trace_id}-00f067aa0ba902b7-01"
-    r = httpx.post(platform.url("identity") + "/internal/canary", json={"note": "trace me"},
-                   headers={"traceparent": traceparent})
+    r = httpx.post(
+        platform.url("identity") + "/internal/canary",
+        json={"note": "trace me"},
+        headers={"traceparent": traceparent},
+    )
     assert r.status_code == 201, r.text
     sent = r.json()
     receipts = {name: _wait_receipt(platform, name, sent["canary_id"]) for name in BACKEND_SERVICES}
@@ -67,14 +70,17 @@ def test_an_event_crosses_services_over_kafka_in_one_trace(platform: Platform, o
     server = spans[producer.parent_span_id]
     assert server.service == "identity" and server.kind == SERVER and server.name == "POST /internal/canary"
     assert server.parent_span_id == "00f067aa0ba902b7"  # the caller's span
-    consumers = otlp.wait_for(lambda s: s.trace_id == trace_id and s.kind == CONSUMER and
-                              s.parent_span_id == producer.span_id)
+    consumers = otlp.wait_for(
+        lambda s: s.trace_id == trace_id and s.kind == CONSUMER and s.parent_span_id == producer.span_id
+    )
     deadline = time.monotonic() + 10
     while {s.service for s in consumers} < set(BACKEND_SERVICES) and time.monotonic() < deadline:
         time.sleep(0.2)
-        consumers = otlp.find(lambda s: s.trace_id == trace_id and s.kind == CONSUMER and
-                              s.parent_span_id == producer.span_id)
+        consumers = otlp.find(
+            lambda s: s.trace_id == trace_id and s.kind == CONSUMER and s.parent_span_id == producer.span_id
+        )
     assert {s.service for s in consumers} == set(BACKEND_SERVICES)
+
 
 def test_unknown_route_is_a_problem(gateway: httpx.Client) -> None:
     r = gateway.get("/api/v1/no-such-area/1")
@@ -92,12 +98,12 @@ def test_request_id_is_echoed_or_created(gateway: httpx.Client) -> None:
     assert len(made) == 32
 
 
-def test_gateway_propagates_trace_and_request_id_to_the_service(
-    gateway: httpx.Client, otlp: Collector
-) -> None:
+def test_gateway_propagates_trace_and_request_id_to_the_service(gateway: httpx.Client, otlp: Collector) -> None:
     trace_id = "0af7651916cd43dd8448eb211c80319c"
-    r = gateway.get("/api/v1/catalog/tree", headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01",
-                                                   "x-request-id": "req-trace-1"})
+    r = gateway.get(
+        "/api/v1/catalog/tree",
+        headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01", "x-request-id": "req-trace-1"},
+    )
     assert r.headers["x-request-id"] == "req-trace-1"
     # The catalog service's server span continues the caller's trace through the gateway.
     served = otlp.wait_for(lambda s: s.trace_id == trace_id and s.service == "catalog")
@@ -118,4 +124,3 @@ def test_a_stopped_service_is_503_problem_and_not_ready(platform: Platform, gate
     finally:
         platform.restart("support")
     assert gateway.get("/health/ready").status_code == 200
-

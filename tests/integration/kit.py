@@ -31,14 +31,21 @@ from shared.mongo import Mongo, connect, ensure_indexes
 def thing_event(suffix: str) -> type[Event]:
     """`test.thing-happened.<suffix>` on topic `test.things.<suffix>`, keyed by thing_id."""
     model = msgspec.defstruct(
-        f"ThingHappened_{suffix}", [("thing_id", str), ("amount", int)], bases=(Event,), frozen=True, kw_only=True
+        f"ThingHappened_{suffix}",
+        [("thing_id", str), ("amount", int)],
+        bases=(Event,),
+        frozen=True,
+        kw_only=True,
     )
     return event(f"test.thing-happened.{suffix}", topic=f"test.things.{suffix}", key="thing_id")(model)
 
 
 def settings_for(name: str, **overrides: Any) -> ServiceSettings:
-    cls = type(f"Settings_{name}", (ServiceSettings,), {"__annotations__": {"service_name": ClassVar[str]},
-                                                        "service_name": name})
+    cls = type(
+        f"Settings_{name}",
+        (ServiceSettings,),
+        {"__annotations__": {"service_name": ClassVar[str]}, "service_name": name},
+    )
     return cls(**overrides)  # type: ignore[no-any-return]
 
 
@@ -54,7 +61,9 @@ def thing_router(service: str, model: type[Event]) -> EventRouter:
         if payload.amount == 13 and await ctx.tx.db.flags.find_one({"_id": "broken"}, session=ctx.tx.session):
             raise ValueError("unlucky thirteen while broken")
         await ctx.tx.db.things.update_one(
-            {"_id": payload.thing_id}, {"$inc": {"applied": 1, "total": payload.amount}}, upsert=True,
+            {"_id": payload.thing_id},
+            {"$inc": {"applied": 1, "total": payload.amount}},
+            upsert=True,
             session=ctx.tx.session,
         )
 
@@ -77,8 +86,12 @@ class Node:
 
     async def setup(self) -> None:
         await ensure_indexes(self.mongo.db, [*OUTBOX_INDEXES, *INBOX_INDEXES])
-        await ensure_topics(self.settings.kafka_bootstrap_servers, [self.topic, self.topic + ".dlq"],
-                            partitions=3, replication_factor=1)
+        await ensure_topics(
+            self.settings.kafka_bootstrap_servers,
+            [self.topic, self.topic + ".dlq"],
+            partitions=3,
+            replication_factor=1,
+        )
 
     def consume(self) -> None:
         """Subscribe before start(); counts every delivery (event id) the consumer sees."""

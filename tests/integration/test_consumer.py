@@ -74,8 +74,9 @@ async def test_malformed_events_go_to_the_dlq_and_the_consumer_keeps_going(
     await _send(producer, topic, encode_envelope(good), key=b"good", event_id=good.event_id)
 
     await consumer_node.wait_for(lambda: _applied(consumer_node, "good", 1))
-    letters = {d.event_id: d for d in await dlq.read_dead_letters(consumer_node.settings.kafka_bootstrap_servers,
-                                                                    topic)}
+    letters = {
+        d.event_id: d for d in await dlq.read_dead_letters(consumer_node.settings.kafka_bootstrap_servers, topic)
+    }
     assert set(letters) == {"garbage", unknown.event_id, bad_data.event_id}
     assert letters["garbage"].reason.startswith("invalid envelope")
     assert "unknown event type 'test.no-such-event'" in letters[unknown.event_id].reason
@@ -121,12 +122,24 @@ async def test_consumer_crash_before_offset_commit_redelivers_and_applies_once(
     await node.setup()
     env = _envelope(node, "crash", 4)
     await _send(producer, node.topic, encode_envelope(env), key=b"crash", event_id=env.event_id)
-    worker = [sys.executable, "-m", "tests.integration.worker", "consume", node.topic.rsplit(".", 1)[1],
-              node.settings.service_name, "1"]
+    worker = [
+        sys.executable,
+        "-m",
+        "tests.integration.worker",
+        "consume",
+        node.topic.rsplit(".", 1)[1],
+        node.settings.service_name,
+        "1",
+    ]
 
     # 1st consumer: applies the event (transaction committed), dies before committing the offset.
-    first = subprocess.run(worker, env={**test_env, "KAMENG_FAILPOINTS": "consumer.after-apply"},
-                           capture_output=True, text=True, timeout=120)
+    first = subprocess.run(
+        worker,
+        env={**test_env, "KAMENG_FAILPOINTS": "consumer.after-apply"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert first.returncode == CRASH_EXIT_CODE, first.stdout + first.stderr
     assert await node.applied("crash") == 1
 

@@ -69,8 +69,19 @@ async def test_relay_crash_between_publish_and_mark_does_not_publish_twice(
 ) -> None:
     suffix = node.topic.rsplit(".", 1)[1]
     child = subprocess.run(
-        [sys.executable, "-m", "tests.integration.worker", "relay-crash", suffix, node.settings.service_name, "3"],
-        env={**test_env, "KAMENG_FAILPOINTS": "relay.after-publish"}, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.worker",
+            "relay-crash",
+            suffix,
+            node.settings.service_name,
+            "3",
+        ],
+        env={**test_env, "KAMENG_FAILPOINTS": "relay.after-publish"},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert child.returncode == CRASH_EXIT_CODE, child.stdout + child.stderr
     bootstrap = node.settings.kafka_bootstrap_servers

@@ -1,8 +1,8 @@
 """A child process for crash tests: `python -m tests.integration.worker MODE SUFFIX SERVICE [N]`.
 
-  relay-crash  write N things through the outbox, then publish them (a fail point makes the
-               process die between publish and mark, like a relay killed at the worst moment)
-  consume      consume until N deliveries were seen, then print them as JSON and exit 0
+relay-crash  write N things through the outbox, then publish them (a fail point makes the
+             process die between publish and mark, like a relay killed at the worst moment)
+consume      consume until N deliveries were seen, then print them as JSON and exit 0
 """
 
 from __future__ import annotations
