@@ -11,7 +11,7 @@ from pathlib import Path
 from honcho.manager import Manager
 
 from deploy.services import ALL_PROCESSES, DEV_DEFAULTS, assign_ports, command, process_env
-from deploy.stack import EmbeddedStack, StackError, _port_taken, _sigterm_as_interrupt
+from deploy.stack import EmbeddedStack, StackError, port_taken, sigterm_as_interrupt
 
 RUN_DIR = Path(".kameng/dev")
 
@@ -22,7 +22,7 @@ def main() -> int:
     # (events in flight at the last stop would be gone while their effects remained).
     shutil.rmtree(RUN_DIR / "stack" / "data", ignore_errors=True)
     stack = EmbeddedStack(run_dir=RUN_DIR / "stack")
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         try:
             infra = stack.start()
         except StackError as exc:
@@ -30,7 +30,7 @@ def main() -> int:
             return 1
         try:
             base = {**DEV_DEFAULTS, **os.environ, **infra}
-            ports = assign_ports(gateway_port=None if _port_taken(preferred) else preferred)
+            ports = assign_ports(gateway_port=None if port_taken(preferred) else preferred)
             gateway = f"http://127.0.0.1:{ports['gateway']}"
             print("\nKameng is starting on the embedded stack:")
             print("\n".join(stack.describe()))

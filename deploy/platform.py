@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from deploy.services import ALL_PROCESSES, assign_ports, command, process_env
-from deploy.stack import _die_with_parent, _tail
+from deploy.stack import die_with_parent, log_tail
 
 
 class PlatformError(RuntimeError):
@@ -46,7 +46,7 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
 
     def alive(self) -> bool:
@@ -106,7 +106,7 @@ class Platform:
                     if not p.alive():
                         raise PlatformError(
                             f"{name} exited with {p.process.returncode if p.process else '?'}; "
-                            f"log: {p.log_path}{_tail(p.log_path, 30)}"
+                            f"log: {p.log_path}{log_tail(p.log_path, 30)}"
                         )
                     try:
                         r = client.get(f"{p.url}/health/ready")

@@ -46,7 +46,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Run in the child before exec: the kernel sends SIGTERM to it when this process dies, so no
     server outlives the launcher, even after a kill -9 of the test run."""
     with contextlib.suppress(Exception):
@@ -265,7 +265,7 @@ class EmbeddedStack:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.run_dir,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             log_file.close()
             component = Component(name=name, url=URLS[name](port), port=port, process=process, log_path=log_path)
@@ -276,7 +276,7 @@ class EmbeddedStack:
             except StackError as exc:
                 last_error = exc
                 self._terminate(component)
-                if process.poll() is None or not _port_taken(port):
+                if process.poll() is None or not port_taken(port):
                     raise  # not a port race: give up with the real reason
         raise StackError(f"{name} could not start after {START_ATTEMPTS} attempts: {last_error}")
 
@@ -287,7 +287,7 @@ class EmbeddedStack:
             if c.process is not None and c.process.poll() is not None:
                 raise StackError(
                     f"{c.name} exited with code {c.process.returncode} during start-up; log: {c.log_path}"
-                    + _tail(c.log_path)
+                    + log_tail(c.log_path)
                 )
             try:
                 CHECKS[c.name](c.url)
@@ -297,7 +297,8 @@ class EmbeddedStack:
                 time.sleep(0.2)
         where = f"log: {c.log_path}" if c.log_path else f"given by {c.env_var}"
         raise StackError(
-            f"{c.name} at {c.url} did not answer within {self.ready_timeout:.0f}s ({last}); {where}" + _tail(c.log_path)
+            f"{c.name} at {c.url} did not answer within {self.ready_timeout:.0f}s ({last}); {where}"
+            + log_tail(c.log_path)
         )
 
     def stop_component(self, name: str) -> None:
@@ -336,7 +337,7 @@ class EmbeddedStack:
             yield f"  {c.name:<8} {c.url}  ({origin})"
 
 
-def _port_taken(port: int) -> bool:
+def port_taken(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -345,7 +346,7 @@ def _port_taken(port: int) -> bool:
     return False
 
 
-def _tail(path: Path | None, lines: int = 15) -> str:
+def log_tail(path: Path | None, lines: int = 15) -> str:
     if path is None or not path.exists():
         return ""
     text = path.read_text(errors="replace").splitlines()[-lines:]
@@ -353,7 +354,7 @@ def _tail(path: Path | None, lines: int = 15) -> str:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     def raise_interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
@@ -373,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     stack = EmbeddedStack()
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         try:
             env = stack.start()
         except StackError as exc:

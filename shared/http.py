@@ -7,13 +7,17 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
-from litestar import Controller, get
+from litestar import Controller, Litestar, get
 from litestar.enums import ScopeType
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.response import Response
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import context
 from shared.contracts.envelope import new_id
+from shared.errors import EXCEPTION_HANDLERS
+from shared.telemetry import Telemetry
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -93,3 +97,26 @@ def health_controller(checks_provider: Callable[[str], Mapping[str, Check]]) -> 
             return Response({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
     return HealthController
+
+
+def create_http_app(*, telemetry: Telemetry, openapi: OpenAPIConfig, max_body_bytes: int, **options: Any) -> Litestar:
+    """A Litestar app with the defaults every process here shares: request ids, problem+json for
+    every error, OpenTelemetry at the edge (health probes not traced), our log format."""
+    return Litestar(
+        middleware=[request_id_middleware],
+        plugins=[
+            OpenTelemetryPlugin(
+                OpenTelemetryConfig(
+                    tracer_provider=telemetry.tracer_provider,
+                    meter_provider=telemetry.meter_provider,
+                    exclude=["/health"],
+                )
+            )
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        logging_config=None,  # shared.telemetry.setup_logging owns the log format
+        openapi_config=openapi,
+        request_max_body_size=max_body_bytes,
+        debug=False,
+        **options,
+    )

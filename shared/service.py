@@ -26,7 +26,6 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
-from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
 from shared import (
     contracts,  # noqa: F401  (registers every event model)
@@ -35,8 +34,7 @@ from shared import (
 from shared.canary import canary_controller, canary_router
 from shared.config import ServiceSettings
 from shared.contracts import topics
-from shared.errors import EXCEPTION_HANDLERS
-from shared.http import health_controller, request_id_middleware
+from shared.http import create_http_app, health_controller
 from shared.messaging.broker import create_broker, ensure_topics
 from shared.messaging.consumer import EventRouter
 from shared.messaging.inbox import INBOX_INDEXES
@@ -165,31 +163,19 @@ def create_service_app(spec: ServiceSpec, *, telemetry: Telemetry | None = None)
     def provide_runtime() -> Runtime:
         return rt
 
-    app = Litestar(
-        route_handlers=[health_controller(rt.readiness_checks), canary_controller(), *spec.controllers],
-        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
-        lifespan=[lifespan],
-        middleware=[request_id_middleware],
-        plugins=[
-            OpenTelemetryPlugin(
-                OpenTelemetryConfig(
-                    tracer_provider=telemetry.tracer_provider,
-                    meter_provider=telemetry.meter_provider,
-                    exclude=["/health"],
-                )
-            )
-        ],
-        exception_handlers=EXCEPTION_HANDLERS,
-        logging_config=None,  # shared.telemetry.setup_logging owns the log format
-        openapi_config=OpenAPIConfig(
+    app = create_http_app(
+        telemetry=telemetry,
+        openapi=OpenAPIConfig(
             title=f"Kameng {spec.name} (internal)",
             version="0.1.0",
             description=spec.description or _package_doc(spec.name),
             path="/schema",
             render_plugins=[ScalarRenderPlugin()],
         ),
-        request_max_body_size=settings.request_max_body_bytes,
-        debug=False,
+        max_body_bytes=settings.request_max_body_bytes,
+        route_handlers=[health_controller(rt.readiness_checks), canary_controller(), *spec.controllers],
+        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        lifespan=[lifespan],
     )
     app.state.runtime = rt
     return app

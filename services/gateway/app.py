@@ -11,13 +11,11 @@ import httpx
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
-from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
 from services.gateway.proxy import create_upstream_client, forward
 from services.gateway.settings import GatewaySettings
 from shared import redis_client
-from shared.errors import EXCEPTION_HANDLERS
-from shared.http import Check, health_controller, request_id_middleware
+from shared.http import Check, create_http_app, health_controller
 from shared.telemetry import Telemetry, setup_logging, setup_telemetry
 
 
@@ -60,25 +58,14 @@ def create_app(settings: GatewaySettings | None = None, *, telemetry: Telemetry 
             await upstream.aclose()
             await redis.aclose()
 
-    app = Litestar(
-        route_handlers=[health_controller(checks), forward],
-        lifespan=[lifespan],
-        middleware=[request_id_middleware],
-        plugins=[
-            OpenTelemetryPlugin(
-                OpenTelemetryConfig(
-                    tracer_provider=telemetry.tracer_provider,
-                    meter_provider=telemetry.meter_provider,
-                    exclude=["/health"],
-                )
-            )
-        ],
-        exception_handlers=EXCEPTION_HANDLERS,
-        logging_config=None,  # shared.telemetry.setup_logging owns the log format
-        openapi_config=OpenAPIConfig(
+    app = create_http_app(
+        telemetry=telemetry,
+        openapi=OpenAPIConfig(
             title="Kameng API", version="1.0.0", path="/schema", render_plugins=[ScalarRenderPlugin(path="/")]
         ),
-        request_max_body_size=settings.request_max_body_bytes,
+        max_body_bytes=settings.request_max_body_bytes,
+        route_handlers=[health_controller(checks), forward],
+        lifespan=[lifespan],
     )
     app.state.settings = settings
     app.state.redis = redis
