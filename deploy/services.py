@@ -7,6 +7,7 @@ import sys
 from collections.abc import Mapping
 
 from deploy.stack import free_port
+from shared.config import DEV_JWT_SECRET
 
 BACKEND_SERVICES = ("identity", "wallet", "catalog", "order", "fulfilment", "support")
 ALL_PROCESSES = (*BACKEND_SERVICES, "gateway")
@@ -16,7 +17,7 @@ DEV_DEFAULTS = {
     "KAMENG_ENV": "dev",
     "KAMENG_ADMIN_EMAIL": "admin@kameng.local",
     "KAMENG_ADMIN_PASSWORD": "kameng-dev-admin-2026",
-    "JWT_SECRET": "dev-only-jwt-secret-change-me-0123456789abcdef",
+    "JWT_SECRET": DEV_JWT_SECRET,
     # keyid:base64(32 bytes); dev only.
     "KAMENG_VAULT_KEYS": "dev1:ZGV2LW9ubHktdmF1bHQta2V5LTMyLWJ5dGVzLW9rIQ==",
     "LOG_LEVEL": "INFO",

@@ -62,7 +62,7 @@ def canary_router(service: str) -> EventRouter:
 def canary_controller() -> type[Controller]:
     class CanaryController(Controller):
         path = "/internal/canary"
-        tags = ["operations"]  # noqa: RUF012 - Litestar declares it as a plain attribute
+        tags = ["operations"]
 
         @post("/", summary="Send a canary event through the outbox and the bus")
         async def send(self, runtime: Runtime, data: JSONBody[CanaryRequest | None] = None) -> CanarySent:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # noqa: S105 - refused when KAMENG_ENV=prod
 
 
 class InfraSettings(BaseSettings):
@@ -52,11 +54,23 @@ class ServiceSettings(InfraSettings):
     consumer_backoff_initial_ms: int = 50
     consumer_backoff_max_ms: int = 5000
 
+    # Authentication: services verify the access tokens identity signs (and the gateway mints for
+    # partner API-key calls) themselves, so no service trusts a header it cannot check.
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    access_token_ttl_seconds: int = 900
+
     # Outbox relay
     outbox_batch_size: int = 500
     outbox_poll_interval_ms: int = 500
     outbox_lease_seconds: float = 10.0
     outbox_sent_retention_hours: float = 72.0
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_in_prod(self) -> ServiceSettings:
+        secret = self.jwt_secret.get_secret_value()
+        if self.environment == "prod" and (secret == DEV_JWT_SECRET or len(secret) < 32):
+            raise ValueError("JWT_SECRET must be set to a random value of at least 32 characters in prod")
+        return self
 
     @property
     def database_name(self) -> str:

@@ -79,7 +79,7 @@ def health_controller(checks_provider: Callable[[str], Mapping[str, Check]]) -> 
 
     class HealthController(Controller):
         path = "/health"
-        tags = ["health"]  # noqa: RUF012 - Litestar declares it as a plain attribute
+        tags = ["health"]
         include_in_schema = True
 
         @get("/live", summary="Liveness", opt={"exclude_from_auth": True, "skip_tracing": True})

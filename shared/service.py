@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -31,6 +31,7 @@ from shared import (
     contracts,  # noqa: F401  (registers every event model)
     redis_client,
 )
+from shared.auth import Caller, caller_from, unauthorized
 from shared.canary import canary_controller, canary_router
 from shared.config import ServiceSettings
 from shared.contracts import topics
@@ -163,6 +164,17 @@ def create_service_app(spec: ServiceSpec, *, telemetry: Telemetry | None = None)
     def provide_runtime() -> Runtime:
         return rt
 
+    secret = settings.jwt_secret.get_secret_value()
+
+    def provide_caller(request: Request[Any, Any, Any]) -> Caller:
+        caller = caller_from(request, secret)
+        if caller is None:
+            raise unauthorized("sign in first: send Authorization: Bearer <access token>")
+        return caller
+
+    def provide_viewer(request: Request[Any, Any, Any]) -> Caller | None:
+        return caller_from(request, secret)
+
     app = create_http_app(
         telemetry=telemetry,
         openapi=OpenAPIConfig(
@@ -174,10 +186,15 @@ def create_service_app(spec: ServiceSpec, *, telemetry: Telemetry | None = None)
         ),
         max_body_bytes=settings.request_max_body_bytes,
         route_handlers=[health_controller(rt.readiness_checks), canary_controller(), *spec.controllers],
-        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        dependencies={
+            "runtime": Provide(provide_runtime, sync_to_thread=False),
+            "caller": Provide(provide_caller, sync_to_thread=False),
+            "viewer": Provide(provide_viewer, sync_to_thread=False),
+        },
         lifespan=[lifespan],
     )
     app.state.runtime = rt
+    app.state.jwt_secret = secret
     return app
 
 

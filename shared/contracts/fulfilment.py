@@ -1,0 +1,38 @@
+"""Events of the fulfilment service (topic `fulfilment.events`). Never carries a card key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shared.contracts import topics
+from shared.contracts.catalog import DeliveryMode
+from shared.contracts.registry import Event, event
+
+
+@event("fulfilment.keys-imported", topic=topics.FULFILMENT, key="sku_id")
+class KeysImported(Event, frozen=True, kw_only=True):
+    sku_id: str
+    batch_id: str
+    accepted: int
+    available: int
+    """Available (unsold, enabled) keys of the SKU after this import."""
+
+
+@event("fulfilment.succeeded", topic=topics.FULFILMENT, key="order_id")
+class FulfilmentSucceeded(Event, frozen=True, kw_only=True):
+    order_id: str
+    user_id: str
+    delivery_id: str
+    quantity: int
+    mode: DeliveryMode
+    delivered_at: datetime
+
+
+@event("fulfilment.failed", topic=topics.FULFILMENT, key="order_id")
+class FulfilmentFailed(Event, frozen=True, kw_only=True):
+    """Final: the order cannot be delivered (keys short, supplier gave up, staff failed it); refund it."""
+
+    order_id: str
+    user_id: str
+    reason: str
+    mode: DeliveryMode

@@ -1,0 +1,145 @@
+"""Stock in Redis: the shared keyspace and its Lua scripts (the one place they are written).
+
+Two services write it, each its own counter, so each can rebuild its part from its own database:
+
+    inv:{<sku>}:supply      fulfilment: card keys available in the vault (imported - claimed - disabled)
+    inv:{<sku>}:held        order: units held by open orders (placed, not yet delivered or released)
+    inv:{<sku>}:holds       order: hash order id -> units, the holds themselves
+    inv:{<sku>}:op:<op id>  fulfilment: marker that a supply change was applied (idempotency)
+
+    sellable = supply - held
+
+Every key of one SKU carries the same hash tag `{<sku>}`, so each script touches one slot and runs
+on Redis Cluster too. Holds have no TTL on purpose: an expiring key could not give its units back
+to `held`; the order service releases holds when orders expire, and a rebuild corrects any drift.
+
+Redis is never the truth. It is the fast gate that turns away buyers when nothing is left; the
+vault's guarded claim in MongoDB is what makes a card key go to exactly one order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+OP_MARKER_TTL_SECONDS = 7 * 24 * 3600
+
+
+def _k(sku_id: str, part: str) -> str:
+    return f"inv:{{{sku_id}}}:{part}"
+
+
+# KEYS: supply, marker. ARGV: delta, marker ttl. Returns the new supply, or nil if already applied.
+_ADJUST_SUPPLY = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+  return redis.call('INCRBY', KEYS[1], ARGV[1])
+end
+return false
+"""
+
+# KEYS: supply, held, holds. ARGV: order id, units.
+# Returns {1, units} when held (also when this order already held), {0, sellable} when short.
+_HOLD = """
+local existing = redis.call('HGET', KEYS[3], ARGV[1])
+if existing then return {1, tonumber(existing)} end
+local units = tonumber(ARGV[2])
+local sellable = tonumber(redis.call('GET', KEYS[1]) or '0') - tonumber(redis.call('GET', KEYS[2]) or '0')
+if sellable < units then return {0, sellable} end
+redis.call('HSET', KEYS[3], ARGV[1], units)
+redis.call('INCRBY', KEYS[2], units)
+return {1, units}
+"""
+
+# KEYS: held, holds. ARGV: order id. Returns the units released (0 if there was no hold).
+_RELEASE = """
+local units = redis.call('HGET', KEYS[2], ARGV[1])
+if not units then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('DECRBY', KEYS[1], units)
+return tonumber(units)
+"""
+
+# KEYS: held, holds. ARGV: order id, units, order id, units, ... Replaces every hold of the SKU.
+_SET_HOLDS = """
+redis.call('DEL', KEYS[2])
+local total = 0
+for i = 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  total = total + tonumber(ARGV[i + 1])
+end
+redis.call('SET', KEYS[1], total)
+return total
+"""
+
+
+@dataclass(frozen=True)
+class Stock:
+    supply: int
+    held: int
+
+    @property
+    def sellable(self) -> int:
+        return max(self.supply - self.held, 0)
+
+
+@dataclass(frozen=True)
+class HoldResult:
+    ok: bool
+    units: int
+    """Units held when ok; units still sellable when not."""
+
+
+class Inventory:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._adjust = redis.register_script(_ADJUST_SUPPLY)
+        self._hold = redis.register_script(_HOLD)
+        self._release = redis.register_script(_RELEASE)
+        self._set_holds = redis.register_script(_SET_HOLDS)
+
+    # -- fulfilment's side -------------------------------------------------------------------
+
+    async def adjust_supply(self, sku_id: str, delta: int, op_id: str) -> int | None:
+        """Add `delta` (may be negative) to the SKU's supply once per `op_id` (an import batch,
+        a claim for an order...). Returns the new supply, or None when `op_id` was applied before."""
+        result = await self._adjust(
+            keys=[_k(sku_id, "supply"), _k(sku_id, f"op:{op_id}")], args=[delta, OP_MARKER_TTL_SECONDS]
+        )
+        return None if result is None else int(result)
+
+    async def set_supply(self, sku_id: str, supply: int) -> None:
+        """Rebuild: the vault's count of available keys is the truth."""
+        await self.redis.set(_k(sku_id, "supply"), supply)
+
+    # -- order's side ------------------------------------------------------------------------
+
+    async def hold(self, sku_id: str, order_id: str, units: int) -> HoldResult:
+        """Hold `units` for an order if that many are sellable. Idempotent per order id."""
+        ok, value = await self._hold(
+            keys=[_k(sku_id, "supply"), _k(sku_id, "held"), _k(sku_id, "holds")], args=[order_id, units]
+        )
+        return HoldResult(ok=bool(ok), units=int(value))
+
+    async def release(self, sku_id: str, order_id: str) -> int:
+        """Give an order's held units back (cancelled, expired, or delivered: the supply side then
+        counts them out). Idempotent: a second release returns 0."""
+        return int(await self._release(keys=[_k(sku_id, "held"), _k(sku_id, "holds")], args=[order_id]))
+
+    async def set_holds(self, sku_id: str, holds: Mapping[str, int]) -> int:
+        """Rebuild: the open orders in the order service's database are the truth."""
+        args: list[str | int] = []
+        for order_id, units in holds.items():
+            args += [order_id, units]
+        return int(await self._set_holds(keys=[_k(sku_id, "held"), _k(sku_id, "holds")], args=args))
+
+    # -- both --------------------------------------------------------------------------------
+
+    async def stock(self, sku_id: str) -> Stock:
+        supply, held = await self.redis.mget(_k(sku_id, "supply"), _k(sku_id, "held"))
+        return Stock(supply=int(supply or 0), held=int(held or 0))
+
+    async def known(self, sku_id: str) -> bool:
+        """False when Redis has no supply counter for the SKU (e.g. it restarted empty): rebuild."""
+        return bool(await self.redis.exists(_k(sku_id, "supply")))
