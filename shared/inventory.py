@@ -136,6 +136,17 @@ class Inventory:
 
     # -- both --------------------------------------------------------------------------------
 
+    async def holds_known(self, sku_id: str) -> bool:
+        """False when Redis has no held counter for the SKU: the order service rebuilds it."""
+        return bool(await self.redis.exists(_k(sku_id, "held")))
+
+    async def skus_with_holds(self) -> list[str]:
+        skus = []
+        async for key in self.redis.scan_iter(match="inv:{*}:held", count=1000):
+            text = key.decode() if isinstance(key, bytes) else str(key)
+            skus.append(text[len("inv:{") : text.index("}")])
+        return skus
+
     async def stock(self, sku_id: str) -> Stock:
         supply, held = await self.redis.mget(_k(sku_id, "supply"), _k(sku_id, "held"))
         return Stock(supply=int(supply or 0), held=int(held or 0))

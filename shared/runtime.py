@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
@@ -16,6 +16,8 @@ from shared.messaging.outbox import UnitOfWork
 from shared.messaging.relay import OutboxRelay
 from shared.mongo import Mongo
 from shared.telemetry import Telemetry
+
+C = TypeVar("C")
 
 
 @dataclass
@@ -31,6 +33,14 @@ class Runtime:
     telemetry: Telemetry
     started: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    components: dict[type[Any], Any] = field(default_factory=dict)
+
+    def put(self, component: Any) -> None:
+        """Register a service's own long-lived object (e.g. its inventory client), by its type."""
+        self.components[type(component)] = component
+
+    def get(self, kind: type[C]) -> C:
+        return self.components[kind]  # type: ignore[no-any-return]
 
     async def check_kafka(self) -> None:
         if not self.started.is_set():

@@ -60,6 +60,11 @@ class ServiceSpec:
     indexes: Sequence[Index] = ()
     on_ready: Sequence[Hook] = ()
     """Run once infrastructure is up (e.g. create the bootstrap admin); retried until it succeeds."""
+    components: Sequence[Callable[[Runtime], None]] = ()
+    """Called once the runtime exists, to `rt.put(...)` the service's own long-lived objects."""
+    background: Sequence[Hook] = ()
+    """Long-running loops started once the service is ready (expiry sweeps, pollers); each must
+    catch its own errors and keep going; they are cancelled at shutdown."""
     description: str = ""
     """Shown in the OpenAPI document; defaults to the service package's docstring."""
 
@@ -75,12 +80,7 @@ def create_runtime(spec: ServiceSpec, telemetry: Telemetry) -> Runtime:
     broker = create_broker(settings, tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
     relay = OutboxRelay(mongo, broker, settings)
     uow = UnitOfWork(mongo, producer=settings.service_name, on_commit=relay.wake)
-    events = EventRouter(settings.service_name)
-    events.include(canary_router(settings.service_name))
-    if spec.events is not None:
-        events.include(spec.events)
-    events.subscribe(broker, uow, settings)
-    return Runtime(
+    rt = Runtime(
         settings=settings,
         mongo=mongo,
         redis=redis_client.connect(settings.redis_url),
@@ -89,6 +89,14 @@ def create_runtime(spec: ServiceSpec, telemetry: Telemetry) -> Runtime:
         relay=relay,
         telemetry=telemetry,
     )
+    for wire in spec.components:
+        wire(rt)
+    events = EventRouter(settings.service_name)
+    events.include(canary_router(settings.service_name))
+    if spec.events is not None:
+        events.include(spec.events)
+    events.subscribe(broker, uow, settings, rt)
+    return rt
 
 
 async def _bootstrap(spec: ServiceSpec, rt: Runtime) -> None:
@@ -119,6 +127,8 @@ async def _bootstrap(spec: ServiceSpec, rt: Runtime) -> None:
                 if f"hook{i}" not in steps_done:
                     await hook(rt)
                     steps_done.add(f"hook{i}")
+            for loop in spec.background:
+                rt.tasks.append(asyncio.create_task(_keep_running(loop, rt), name=f"{spec.name}-{loop.__name__}"))
             rt.started.set()
             log.info("%s is ready", spec.name)
             return
@@ -133,6 +143,19 @@ async def _bootstrap(spec: ServiceSpec, rt: Runtime) -> None:
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+async def _keep_running(loop: Hook, rt: Runtime) -> None:
+    """Restart a background loop that crashed, after a pause, instead of losing it silently."""
+    while True:
+        try:
+            await loop(rt)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background task %s crashed; restarting in 2 s", loop.__name__)
+            await asyncio.sleep(2)
 
 
 def create_service_app(spec: ServiceSpec, *, telemetry: Telemetry | None = None) -> Litestar:

@@ -36,3 +36,13 @@ class FulfilmentFailed(Event, frozen=True, kw_only=True):
     user_id: str
     reason: str
     mode: DeliveryMode
+
+
+@event("fulfilment.started", topic=topics.FULFILMENT, key="order_id")
+class FulfilmentStarted(Event, frozen=True, kw_only=True):
+    """A delivery that takes time (direct top-up with a supplier, or staff) has begun."""
+
+    order_id: str
+    user_id: str
+    mode: DeliveryMode
+    estimated_minutes: int | None = None

@@ -90,3 +90,13 @@ class OrderStatusChanged(Event, frozen=True, kw_only=True):
     at: datetime
     reason: str | None = None
     partner_key_id: str | None = None
+
+
+@event("order.cancel-requested", topic=topics.ORDER, key="order_id")
+class CancelRequested(Event, frozen=True, kw_only=True):
+    """The buyer cancelled a paid order. Fulfilment stops the delivery if it has not happened
+    (answering `fulfilment.failed` with reason `cancelled`, so the order is refunded) and ignores
+    it otherwise (the order is delivered and stays so)."""
+
+    order_id: str
+    user_id: str

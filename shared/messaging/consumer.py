@@ -47,6 +47,7 @@ from shared.contracts.registry import Event, MalformedEvent, decode, spec_for
 from shared.faults import fail_point
 from shared.messaging.inbox import AlreadyProcessed, claim
 from shared.messaging.outbox import Tx, UnitOfWork
+from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 _meter = metrics.get_meter("kameng.consumer")
@@ -76,6 +77,8 @@ class RejectEvent(Exception):
 class HandlerContext:
     envelope: Envelope
     tx: Tx
+    runtime: Runtime | None = None
+    """The service's runtime (its components: `ctx.runtime.get(...)`); None in bare tests."""
 
 
 Handler = Callable[[Any, HandlerContext], Awaitable[None]]
@@ -117,10 +120,12 @@ class EventRouter:
     def handlers_for(self, envelope: Envelope) -> list[_Registration]:
         return self._handlers.get((envelope.type, envelope.version), [])
 
-    def subscribe(self, broker: KafkaBroker, uow: UnitOfWork, settings: ServiceSettings) -> Dispatcher:
+    def subscribe(
+        self, broker: KafkaBroker, uow: UnitOfWork, settings: ServiceSettings, runtime: Runtime | None = None
+    ) -> Dispatcher:
         """Create the FastStream subscribers: per topic, `kafka_consumer_concurrency` consumers of
         the service's consumer group (Kafka spreads the partitions across them)."""
-        dispatcher = Dispatcher(self, broker, uow, settings)
+        dispatcher = Dispatcher(self, broker, uow, settings, runtime)
         for topic in sorted(self._topics):
             for _ in range(max(1, settings.kafka_consumer_concurrency)):
 
@@ -138,7 +143,15 @@ class EventRouter:
 
 
 class Dispatcher:
-    def __init__(self, router: EventRouter, broker: KafkaBroker, uow: UnitOfWork, settings: ServiceSettings):
+    def __init__(
+        self,
+        router: EventRouter,
+        broker: KafkaBroker,
+        uow: UnitOfWork,
+        settings: ServiceSettings,
+        runtime: Runtime | None = None,
+    ) -> None:
+        self.runtime = runtime
         self.router = router
         self.broker = broker
         self.uow = uow
@@ -219,7 +232,7 @@ class Dispatcher:
     async def _apply_once(self, registration: _Registration, envelope: Envelope, payload: Event) -> None:
         async def work(tx: Tx) -> None:
             await claim(tx.db, tx.session, registration.name, envelope)
-            await registration.fn(payload, HandlerContext(envelope=envelope, tx=tx))
+            await registration.fn(payload, HandlerContext(envelope=envelope, tx=tx, runtime=self.runtime))
 
         await self.uow.run(work)
         # Dying here (effect committed, offset not) must not apply the event twice.

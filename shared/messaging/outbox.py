@@ -8,6 +8,7 @@ publishes them afterwards and marks them sent. An aborted transaction therefore 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from shared import context
 from shared.contracts.envelope import Envelope, encode_envelope, new_id, utcnow
 from shared.contracts.registry import Event, spec_for
 from shared.mongo import Index, Mongo
+
+log = logging.getLogger(__name__)
 
 OUTBOX = "outbox"
 
@@ -105,6 +108,13 @@ class Tx:
     session: AsyncIOMotorClientSession
     producer: str
     events: list[tuple[Envelope, str]] = field(default_factory=list)
+    post_commit: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    def after_commit(self, action: Callable[[], Awaitable[Any]]) -> None:
+        """Run `action` once the transaction has committed (never if it aborts): for effects
+        outside MongoDB that must follow the state, like releasing a Redis hold. Such effects
+        must be idempotent and repairable, because the process may die before they run."""
+        self.post_commit.append(action)
 
     def emit(self, payload: Event, *, event_id: str | None = None) -> Envelope:
         envelope = build_envelope(payload, producer=self.producer, event_id=event_id)
@@ -130,6 +140,7 @@ class UnitOfWork:
     async def run(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
         result: T
         wrote_events = False
+        post_commit: list[Callable[[], Awaitable[Any]]] = []
 
         async with await self.mongo.client.start_session() as session:
 
@@ -144,10 +155,16 @@ class UnitOfWork:
                         session=s,
                     )
                 wrote_events = bool(tx.events)
+                post_commit[:] = tx.post_commit  # only the attempt that committed counts
                 return value
 
             result = await session.with_transaction(attempt)
 
         if wrote_events and self._on_commit is not None:
             self._on_commit()
+        for action in post_commit:
+            try:
+                await action()
+            except Exception:
+                log.exception("after-commit action failed; the state is committed, repair will follow")
         return result
