@@ -10,7 +10,9 @@ from deploy.stack import free_port
 from shared.config import DEV_JWT_SECRET
 
 BACKEND_SERVICES = ("identity", "wallet", "catalog", "order", "fulfilment", "support")
-ALL_PROCESSES = (*BACKEND_SERVICES, "gateway")
+# Stand-ins for the outside world, dev and tests only (deploy/<name>.py).
+SIMULATORS = ("suppliersim",)
+ALL_PROCESSES = (*SIMULATORS, *BACKEND_SERVICES, "gateway")
 
 # Development defaults, printed by `make dev`; anything set in the environment wins.
 DEV_DEFAULTS = {
@@ -25,11 +27,12 @@ DEV_DEFAULTS = {
 
 
 def command(name: str) -> list[str]:
-    return [sys.executable, "-m", f"services.{name}"]
+    package = "deploy" if name in SIMULATORS else "services"
+    return [sys.executable, "-m", f"{package}.{name}"]
 
 
 def assign_ports(gateway_port: int | None = None) -> dict[str, int]:
-    ports = {name: free_port() for name in BACKEND_SERVICES}
+    ports = {name: free_port() for name in (*SIMULATORS, *BACKEND_SERVICES)}
     ports["gateway"] = gateway_port or free_port()
     return ports
 
@@ -39,7 +42,11 @@ def process_env(name: str, ports: Mapping[str, int], base: Mapping[str, str]) ->
     and, for the gateway, where every service is."""
     env = dict(base)
     env.update({"HOST": "127.0.0.1", "PORT": str(ports[name]), "OTEL_SERVICE_NAME": name, "PYTHONUNBUFFERED": "1"})
+    # Where outside parties (payment provider, supplier) send their callbacks: the public door.
+    env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{ports['gateway']}")
     if name == "gateway":
         for service in BACKEND_SERVICES:
             env[f"{service.upper()}_URL"] = f"http://127.0.0.1:{ports[service]}"
+    if name == "fulfilment":
+        env.setdefault("SUPPLIER_URL", f"http://127.0.0.1:{ports['suppliersim']}")
     return env

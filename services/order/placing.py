@@ -151,6 +151,7 @@ async def place(
         "sku_id": sku.sku_id,
         "sku_name": sku.name,
         "product_name": sku.product_name,
+        "face_value_cents": sku.face_value_cents,
         "category_id": sku.category_id,
         "quantity": body.quantity,
         "unit_price_cents": q.unit_price_cents,

@@ -105,6 +105,7 @@ async def payment_captured(tx: Tx, deps: OrderDeps, order_id: str) -> str:
                 recipient=before["recipient"],
                 validity_days=before.get("validity_days"),
                 partner_key_id=before.get("partner_key_id"),
+                face_value_cents=before.get("face_value_cents"),
             )
         )
         return "paid"

@@ -56,6 +56,8 @@ class OrderPaid(Event, frozen=True, kw_only=True):
     recipient: dict[str, str]
     validity_days: int | None = None
     partner_key_id: str | None = None
+    face_value_cents: int | None = None
+    """Per unit: what a direct top-up puts on the recipient's account."""
 
 
 @event("order.refund-requested", topic=topics.ORDER, key="order_id")
