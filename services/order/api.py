@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get, post
-from litestar.params import JSONBody, Parameter
+from litestar import Controller, delete, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, JSONBody, Parameter
 
+from services.order.batches import BATCHES, TEMPLATES, TemplateRow, place_batch
 from services.order.domain import GROUPS, Status, may_cancel, may_urge
 from services.order.placing import OrderRequest, place, placement_outcome, price
 from services.order.saga import OrderDeps, cancel
+from services.order.sheets import MAX_ROWS, Row, SheetError, read_sheet
 from services.order.store import ORDERS
 from shared.auth import Caller
-from shared.contracts.envelope import utcnow
+from shared.contracts.envelope import new_id, utcnow
 from shared.contracts.order import OrderUrged
 from shared.errors import Problem, not_found, validation_problem
 from shared.messaging.outbox import Tx
@@ -214,3 +219,157 @@ class OrderController(Controller):
 
 
 CONTROLLERS: list[Any] = [OrderController]
+
+
+@dataclass
+class BatchUpload:
+    file: UploadFile
+    save_as_template: str | None = None
+
+
+class BatchView(msgspec.Struct, kw_only=True):
+    batch_id: str
+    status: str
+    accepted: int
+    rejected: list[dict[str, Any]]
+    order_ids: list[str]
+    total_cents: int
+    decline_reason: str | None = None
+
+
+class TemplateIn(msgspec.Struct, kw_only=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    rows: Annotated[list[TemplateRow], msgspec.Meta(min_length=1, max_length=MAX_ROWS)]
+
+
+class TemplateView(msgspec.Struct, kw_only=True):
+    template_id: str
+    name: str
+    rows: list[TemplateRow]
+    created_at: datetime
+
+
+def batch_view(doc: dict[str, Any]) -> BatchView:
+    if doc.get("decline_reason") in ("insufficient-balance", "no-account"):
+        raise Problem(
+            402,
+            "insufficient-balance",
+            "Insufficient balance",
+            f"the balance does not cover the batch total of {doc['total_cents']} cents",
+            batch_id=doc["_id"],
+            total_cents=doc["total_cents"],
+        )
+    return BatchView(
+        batch_id=doc["_id"],
+        status=doc["status"],
+        accepted=len(doc["order_ids"]),
+        rejected=doc["rejected"],
+        order_ids=doc["order_ids"],
+        total_cents=doc["total_cents"],
+        decline_reason=doc.get("decline_reason"),
+    )
+
+
+class BatchController(Controller):
+    path = "/api/v1/orders"
+    tags = ["batch orders"]
+
+    @post(
+        "/batch",
+        summary="Order from a CSV or XLSX sheet (批量下单), paid in one payment",
+        description="Columns: sku_id, quantity, and one per recipient field (e.g. mobile).",
+    )
+    async def upload(
+        self,
+        runtime: Runtime,
+        caller: Caller,
+        data: Annotated[BatchUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
+        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key", max_length=200)] = None,
+    ) -> BatchView:
+        content = await data.file.read()
+        try:
+            rows, rejected = read_sheet(data.file.filename or "", content)
+        except SheetError as exc:
+            raise validation_problem([{"field": "file", "message": str(exc)}], str(exc)) from exc
+        deps = runtime.get(OrderDeps)
+        if data.save_as_template:
+            await save_template(
+                runtime,
+                caller,
+                data.save_as_template,
+                [TemplateRow(sku_id=r.sku_id, quantity=r.quantity, recipient=r.recipient) for r in rows],
+            )
+        doc = await place_batch(runtime, deps, caller, rows, rejected, idempotency_key=idempotency_key)
+        return batch_view(doc)
+
+    @get("/batches/{batch_id:str}", summary="A batch and what became of its rows")
+    async def get_batch(self, runtime: Runtime, caller: Caller, batch_id: str) -> BatchView:
+        doc = await runtime.mongo.db[BATCHES].find_one({"_id": batch_id, "user_id": caller.user_id})
+        if doc is None:
+            raise not_found("batch")
+        return batch_view(doc)
+
+    @post("/templates", summary="Save an order template (模板)")
+    async def create_template(self, runtime: Runtime, caller: Caller, data: JSONBody[TemplateIn]) -> TemplateView:
+        return await save_template(runtime, caller, data.name, data.rows)
+
+    @get("/templates", summary="My saved templates")
+    async def list_templates(self, runtime: Runtime, caller: Caller) -> list[TemplateView]:
+        docs = await runtime.mongo.db[TEMPLATES].find({"user_id": caller.user_id}).sort("created_at", -1).to_list(100)
+        return [_template_view(d) for d in docs]
+
+    @delete("/templates/{template_id:str}", summary="Delete a template")
+    async def delete_template(self, runtime: Runtime, caller: Caller, template_id: str) -> None:
+        result = await runtime.mongo.db[TEMPLATES].delete_one({"_id": template_id, "user_id": caller.user_id})
+        if not result.deleted_count:
+            raise not_found("template")
+
+    @post("/templates/{template_id:str}/run", summary="Order a template's rows again, as one batch")
+    async def run_template(
+        self,
+        runtime: Runtime,
+        caller: Caller,
+        template_id: str,
+        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key", max_length=200)] = None,
+    ) -> BatchView:
+        doc = await runtime.mongo.db[TEMPLATES].find_one({"_id": template_id, "user_id": caller.user_id})
+        if doc is None:
+            raise not_found("template")
+        rows = [
+            Row(number=i, sku_id=r["sku_id"], quantity=r["quantity"], recipient=r.get("recipient", {}))
+            for i, r in enumerate(doc["rows"], start=1)
+        ]
+        placed = await place_batch(
+            runtime,
+            runtime.get(OrderDeps),
+            caller,
+            rows,
+            [],
+            idempotency_key=idempotency_key,
+            source=f"template:{template_id}",
+        )
+        return batch_view(placed)
+
+
+async def save_template(runtime: Runtime, caller: Caller, name: str, rows: list[TemplateRow]) -> TemplateView:
+    doc = {
+        "_id": new_id(),
+        "user_id": caller.user_id,
+        "name": name,
+        "rows": [msgspec.to_builtins(r) for r in rows],
+        "created_at": utcnow(),
+    }
+    await runtime.mongo.db[TEMPLATES].insert_one(doc)
+    return _template_view(doc)
+
+
+def _template_view(doc: dict[str, Any]) -> TemplateView:
+    return TemplateView(
+        template_id=doc["_id"],
+        name=doc["name"],
+        created_at=doc["created_at"],
+        rows=[msgspec.convert(r, TemplateRow) for r in doc["rows"]],
+    )
+
+
+CONTROLLERS.append(BatchController)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from services.order.batches import batch_declined, batch_paid, is_batch
 from services.order.domain import Status
 from services.order.saga import OrderDeps, move, payment_captured, request_refund
 from services.order.store import BUYERS, upsert_sku
@@ -36,6 +37,9 @@ async def project_verified_buyer(event: UserVerified, ctx: HandlerContext) -> No
 
 @router.handles(PaymentCaptured)
 async def on_payment_captured(event: PaymentCaptured, ctx: HandlerContext) -> None:
+    if is_batch(event.order_id):
+        await batch_paid(ctx.tx, OrderDeps.of(ctx.runtime), event.order_id)
+        return
     outcome = await payment_captured(ctx.tx, OrderDeps.of(ctx.runtime), event.order_id)
     if outcome != "paid":
         log.warning("payment for order %s captured while it could not be paid: %s", event.order_id, outcome)
@@ -43,6 +47,9 @@ async def on_payment_captured(event: PaymentCaptured, ctx: HandlerContext) -> No
 
 @router.handles(PaymentDeclined)
 async def on_payment_declined(event: PaymentDeclined, ctx: HandlerContext) -> None:
+    if is_batch(event.order_id):
+        await batch_declined(ctx.tx, OrderDeps.of(ctx.runtime), event.order_id, event.reason)
+        return
     await move(
         ctx.tx,
         OrderDeps.of(ctx.runtime),

@@ -130,80 +130,23 @@ async def place(
             return _replay(existing, fingerprint)
     sku, q = await price(rt, deps, caller, body, with_stock=False)
 
-    held = False
-    if sku.delivery_mode == "auto":
-        hold = await deps.inventory.hold(sku.sku_id, order_id, body.quantity)
-        if not hold.ok:
-            raise Problem(
-                409,
-                "out-of-stock",
-                "Out of stock",
-                f"only {max(hold.units, 0)} left of {sku.name}",
-                available=max(hold.units, 0),
-            )
-        held = True
-
-    now = utcnow()
-    expires_at = payment_deadline(now, deps.settings.payment_timeout_minutes)
-    order: dict[str, Any] = {
-        "_id": order_id,
-        "user_id": caller.user_id,
-        "sku_id": sku.sku_id,
-        "sku_name": sku.name,
-        "product_name": sku.product_name,
-        "face_value_cents": sku.face_value_cents,
-        "category_id": sku.category_id,
-        "quantity": body.quantity,
-        "unit_price_cents": q.unit_price_cents,
-        "subtotal_cents": q.subtotal_cents,
-        "discount_cents": q.discount_cents,
-        "total_cents": q.total_cents,
-        "coupon_code": body.coupon_code,
-        "recipient": q.recipient,
-        "delivery_mode": sku.delivery_mode,
-        "validity_days": sku.validity_days,
-        "status": Status.PENDING_PAYMENT.value,
-        "history": [{"status": Status.PENDING_PAYMENT.value, "at": now}],
-        "created_at": now,
-        "updated_at": now,
-        "expires_at": expires_at,
-        "held": held,
-        "idempotency_key": idempotency_key,
-        "request_fingerprint": fingerprint,
-        "partner_key_id": caller.api_key_id,
-        "version": 1,
-    }
+    held = await hold_stock(deps, sku, order_id, body.quantity)
+    order = build_order(
+        deps,
+        caller,
+        sku,
+        q,
+        order_id=order_id,
+        coupon_code=body.coupon_code,
+        held=held,
+        idempotency_key=idempotency_key,
+        fingerprint=fingerprint,
+    )
 
     async def write(tx: Tx) -> None:
         await tx.db[ORDERS].insert_one(order, session=tx.session)
-        tx.emit(
-            OrderPlaced(
-                order_id=order_id,
-                user_id=caller.user_id,
-                sku_id=sku.sku_id,
-                quantity=body.quantity,
-                unit_price_cents=q.unit_price_cents,
-                discount_cents=q.discount_cents,
-                total_cents=q.total_cents,
-                coupon_code=body.coupon_code,
-                delivery_mode=sku.delivery_mode,
-                category_id=sku.category_id,
-                expires_at=expires_at,
-                partner_key_id=caller.api_key_id,
-            )
-        )
-        tx.emit(status_changed(order, Status.PENDING_PAYMENT, None, None))
-        tx.emit(
-            PaymentRequested(
-                order_id=order_id,
-                user_id=caller.user_id,
-                amount_cents=q.total_cents,
-                coupon_code=body.coupon_code,
-                sku_id=sku.sku_id,
-                category_id=sku.category_id,
-                description=f"{sku.product_name} {sku.name} x{body.quantity}",
-            )
-        )
+        emit_placed(tx, order)
+        tx.emit(payment_request(order_id, order, f"{sku.product_name} {sku.name} x{body.quantity}"))
 
     await deps.watch.listening.wait()
     async with deps.watch.waiting(order_id) as answer:
@@ -226,6 +169,99 @@ async def place(
             log.info("order %s: no payment answer within %.1fs", order_id, deps.settings.place_wait_seconds)
     current = await rt.mongo.db[ORDERS].find_one({"_id": order_id}, {"history": 0})
     return current or order
+
+
+async def hold_stock(deps: OrderDeps, sku: SkuChanged, order_id: str, quantity: int) -> bool:
+    """Hold card-key stock for an auto-delivery order (409 when short). Direct and manual SKUs
+    are not counted in Redis: a supplier or staff delivers them."""
+    if sku.delivery_mode != "auto":
+        return False
+    hold = await deps.inventory.hold(sku.sku_id, order_id, quantity)
+    if not hold.ok:
+        available = max(hold.units, 0)
+        raise Problem(409, "out-of-stock", "Out of stock", f"only {available} left of {sku.name}", available=available)
+    return True
+
+
+def build_order(
+    deps: OrderDeps,
+    caller: Caller,
+    sku: SkuChanged,
+    q: Quote,
+    *,
+    order_id: str,
+    coupon_code: str | None,
+    held: bool,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+    batch_id: str | None = None,
+) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "_id": order_id,
+        "user_id": caller.user_id,
+        "sku_id": sku.sku_id,
+        "sku_name": sku.name,
+        "product_name": sku.product_name,
+        "face_value_cents": sku.face_value_cents,
+        "category_id": sku.category_id,
+        "quantity": q.quantity,
+        "unit_price_cents": q.unit_price_cents,
+        "subtotal_cents": q.subtotal_cents,
+        "discount_cents": q.discount_cents,
+        "total_cents": q.total_cents,
+        "coupon_code": coupon_code,
+        "recipient": q.recipient,
+        "delivery_mode": sku.delivery_mode,
+        "validity_days": sku.validity_days,
+        "status": Status.PENDING_PAYMENT.value,
+        "history": [{"status": Status.PENDING_PAYMENT.value, "at": now}],
+        "created_at": now,
+        "updated_at": now,
+        "expires_at": payment_deadline(now, deps.settings.payment_timeout_minutes),
+        "held": held,
+        "idempotency_key": idempotency_key,
+        "request_fingerprint": fingerprint,
+        "batch_id": batch_id,
+        "partner_key_id": caller.api_key_id,
+        "version": 1,
+    }
+
+
+def emit_placed(tx: Tx, order: dict[str, Any]) -> None:
+    tx.emit(
+        OrderPlaced(
+            order_id=order["_id"],
+            user_id=order["user_id"],
+            sku_id=order["sku_id"],
+            quantity=order["quantity"],
+            unit_price_cents=order["unit_price_cents"],
+            discount_cents=order["discount_cents"],
+            total_cents=order["total_cents"],
+            coupon_code=order["coupon_code"],
+            delivery_mode=order["delivery_mode"],
+            category_id=order["category_id"],
+            expires_at=order["expires_at"],
+            batch_id=order.get("batch_id"),
+            partner_key_id=order.get("partner_key_id"),
+        )
+    )
+    tx.emit(status_changed(order, Status.PENDING_PAYMENT, None, None))
+
+
+def payment_request(
+    payment_id: str, order: dict[str, Any], description: str, amount_cents: int | None = None
+) -> PaymentRequested:
+    """`payment_id` is the order id, or a batch id when one payment covers a whole batch."""
+    return PaymentRequested(
+        order_id=payment_id,
+        user_id=order["user_id"],
+        amount_cents=order["total_cents"] if amount_cents is None else amount_cents,
+        coupon_code=order["coupon_code"],
+        sku_id=order["sku_id"],
+        category_id=order["category_id"],
+        description=description,
+    )
 
 
 def _replay(existing: dict[str, Any], fingerprint: str) -> dict[str, Any]:

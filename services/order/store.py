@@ -24,6 +24,8 @@ INDEXES: list[Index] = [
     Index(ORDERS, [("user_id", 1), ("sku_id", 1), ("status", 1)]),
     Index(ORDERS, [("status", 1), ("expires_at", 1)]),
     Index(ORDERS, [("batch_id", 1)], {"sparse": True}),
+    Index("batches", [("user_id", 1), ("created_at", -1)]),
+    Index("templates", [("user_id", 1), ("created_at", -1)]),
 ]
 
 _PREDECESSORS: dict[Status, list[str]] = {
