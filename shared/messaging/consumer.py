@@ -88,6 +88,7 @@ Handler = Callable[[Any, HandlerContext], Awaitable[None]]
 class _Registration:
     name: str
     fn: Handler
+    when: Callable[[Any], bool] | None = None
 
 
 class EventRouter:
@@ -96,12 +97,17 @@ class EventRouter:
         self._handlers: dict[tuple[str, int], list[_Registration]] = defaultdict(list)
         self._topics: set[str] = set()
 
-    def handles(self, *models: type[Event]) -> Callable[[Callable[[E, HandlerContext], Awaitable[None]]], Any]:
+    def handles(
+        self, *models: type[Event], when: Callable[[Any], bool] | None = None
+    ) -> Callable[[Callable[[E, HandlerContext], Awaitable[None]]], Any]:
+        """Register a handler. `when` filters events before any database work: an event it
+        rejects is acknowledged without a transaction (e.g. only `cancelled` status changes)."""
+
         def register(fn: Callable[[E, HandlerContext], Awaitable[None]]) -> Any:
             for model in models:
                 spec = spec_for(model)
                 self._handlers[(spec.type, spec.version)].append(
-                    _Registration(name=f"{self.service}.{fn.__name__}", fn=fn)  # type: ignore[arg-type]
+                    _Registration(name=f"{self.service}.{fn.__name__}", fn=fn, when=when)  # type: ignore[arg-type]
                 )
                 self._topics.add(spec.topic)
             return fn
@@ -172,6 +178,8 @@ class Dispatcher:
         cause_token = context.causation_id.set(envelope.event_id)
         try:
             for registration in registrations:
+                if registration.when is not None and not registration.when(payload):
+                    continue
                 await self._apply_with_retries(registration, envelope, payload, raw)
         finally:
             context.correlation_id.reset(cid_token)

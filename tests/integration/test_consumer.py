@@ -175,3 +175,30 @@ async def _applied(node: Node, thing_id: str, n: int) -> bool:
 
 async def _delivered(node: Node, event_id: str, n: int) -> bool:
     return node.deliveries[event_id] >= n
+
+
+async def test_a_filtered_out_event_costs_no_transaction(test_env: dict[str, str], producer: AIOKafkaProducer) -> None:
+    from shared.messaging.consumer import EventRouter
+
+    node = _node()
+    router = EventRouter(node.settings.service_name)
+
+    @router.handles(node.model, when=lambda e: e.amount > 10)
+    async def big_only(payload: object, ctx: object) -> None:
+        await ctx.tx.db.things.insert_one({"_id": payload.thing_id}, session=ctx.tx.session)  # type: ignore[attr-defined]
+
+    router.subscribe(node.broker, node.uow, node.settings)
+    await node.start()
+    try:
+        small, big = _envelope(node, "small", 1), _envelope(node, "big", 99)
+        for env in (small, big):
+            await _send(producer, node.topic, encode_envelope(env), key=b"k", event_id=env.event_id)
+        await node.wait_for(lambda: _exists(node, "big"))
+        assert await node.mongo.db.things.count_documents({}) == 1
+        assert await node.mongo.db.inbox.count_documents({}) == 1  # the small one never opened a transaction
+    finally:
+        await node.close()
+
+
+async def _exists(node: Node, thing_id: str) -> bool:
+    return await node.mongo.db.things.find_one({"_id": thing_id}) is not None
