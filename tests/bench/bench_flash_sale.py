@@ -1,0 +1,104 @@
+"""Flash-sale benchmark: 1,000 buyers at once for 200 card keys on the embedded stack.
+
+Reports placing throughput and latency, the time from payment to delivery, and how close the
+platform runs to the database's own write capacity: delivered orders per second against the raw
+MongoDB write rate measured in the same run on the same server, divided by the writes one order
+needs (counted from the server's op counters during the sale).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from motor.motor_asyncio import AsyncIOMotorClient
+
+from deploy.platform import Platform, default_base_env
+from deploy.stack import EmbeddedStack
+from tests.flows import Flows
+from tests.scenarios import duplicate_deliveries, percentile, prepare, run
+
+BUYERS = int(os.environ.get("BENCH_BUYERS", "1000"))
+KEYS = int(os.environ.get("BENCH_KEYS", "200"))
+
+
+async def raw_write_rate(url: str, seconds: float = 5.0, concurrency: int = 16) -> float:
+    """Single-document inserts per second, as many in flight as the platform's services keep."""
+    client: AsyncIOMotorClient[Any] = AsyncIOMotorClient(url)
+    collection = client["bench_baseline"]["writes"]
+    count = 0
+    deadline = time.perf_counter() + seconds
+
+    async def writer() -> None:
+        nonlocal count
+        while time.perf_counter() < deadline:
+            await collection.insert_one({"payload": "x" * 200})
+            count += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(writer() for _ in range(concurrency)))
+    rate = count / (time.perf_counter() - start)
+    await client.drop_database("bench_baseline")
+    client.close()
+    return rate
+
+
+async def writes_so_far(url: str) -> int:
+    client: AsyncIOMotorClient[Any] = AsyncIOMotorClient(url)
+    counters = (await client.admin.command("serverStatus"))["opcounters"]
+    client.close()
+    return int(counters["insert"] + counters["update"] + counters["delete"])
+
+
+async def main() -> dict[str, Any]:
+    run_dir = Path(".kameng/bench/flash-sale")
+    with EmbeddedStack(run_dir=run_dir / "stack") as infra:
+        platform = Platform(base_env={**default_base_env(infra), "KAMENG_ENV": "test"}, logs_dir=run_dir / "logs")
+        platform.start()
+        flows = Flows(platform.gateway_url, infra["KAFKA_BOOTSTRAP_SERVERS"], concurrency=200)
+        try:
+            baseline = await raw_write_rate(infra["MONGODB_URL"])
+            sale = await prepare(flows, buyers=BUYERS, keys=KEYS)
+            writes_before = await writes_so_far(infra["MONGODB_URL"])
+            await run(flows, sale)
+            writes = await writes_so_far(infra["MONGODB_URL"]) - writes_before
+            await duplicate_deliveries(infra["KAFKA_BOOTSTRAP_SERVERS"])
+        finally:
+            await flows.close()
+            platform.stop()
+    delivered = [o for o in sale.final.values() if o["status"] == "delivered"]
+    pay_to_delivery = [
+        (_at(o, "delivered") - _at(o, "paid")) for o in delivered if _at(o, "paid") and _at(o, "delivered")
+    ]
+    sale_seconds = sale.settled_at - sale.started
+    delivered_per_second = len(delivered) / sale_seconds
+    writes_per_order = writes / max(len(delivered), 1)
+    ceiling = baseline / writes_per_order
+    return {
+        "buyers": BUYERS,
+        "keys": KEYS,
+        "answers": dict(sale.answers),
+        "delivered": len(delivered),
+        "placing_seconds": round(sale.placed_at - sale.started, 2),
+        "requests_per_second": round(BUYERS / (sale.placed_at - sale.started), 1),
+        "place_latency_ms": {p: round(percentile(sale.latencies, p) * 1000, 1) for p in (50, 95, 99)},
+        "pay_to_delivery_ms": {p: round(percentile(pay_to_delivery, p) * 1000, 1) for p in (50, 95, 99)},
+        "sale_to_last_delivery_seconds": round(sale_seconds, 2),
+        "delivered_orders_per_second": round(delivered_per_second, 1),
+        "raw_mongo_inserts_per_second": round(baseline, 1),
+        "mongo_writes_per_delivered_order": round(writes_per_order, 1),
+        "ceiling_orders_per_second": round(ceiling, 1),
+        "ratio_to_ceiling": round(delivered_per_second / ceiling, 3),
+    }
+
+
+def _at(order: dict[str, Any], status: str) -> float:
+    from datetime import datetime
+
+    for entry in order.get("history", []):
+        if entry["status"] == status:
+            return datetime.fromisoformat(entry["at"]).timestamp()
+    return 0.0
