@@ -50,7 +50,16 @@ def infra(stack: EmbeddedStack) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def base_env(infra: dict[str, str]) -> dict[str, str]:
     env = default_base_env(infra)
-    env["KAMENG_ENV"] = "test"
+    env.update(
+        {
+            "KAMENG_ENV": "test",
+            # Time-based behaviour shortened so tests can watch it happen.
+            "DIRECT_POLL_AFTER_SECONDS": "1",
+            "DIRECT_RETRY_BACKOFF_SECONDS": "0.2",
+            "URGE_WAIT_MINUTES": "0.02",
+            "SUPPLIER_LATENCY_MS": "100",
+        }
+    )
     return env
 
 
