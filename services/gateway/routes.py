@@ -13,6 +13,7 @@ ROUTES: list[tuple[str, str]] = [
     (r"admin/skus/[^/]+/(card-keys|stock)(/.*)?", "fulfilment"),
     (r"admin/manual-tasks(/.*)?", "fulfilment"),
     (r"orders/[^/]+/card-keys", "fulfilment"),
+    (r"suppliers/[^/]+/notify", "fulfilment"),
     # identity
     (r"(auth|me)(/.*)?", "identity"),
     (r"admin/users(/.*)?", "identity"),

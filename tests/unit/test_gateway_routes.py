@@ -19,6 +19,7 @@ from services.gateway.routes import owner_of
         ("admin/skus/s1/card-keys", "fulfilment"),
         ("admin/skus/s1/stock", "fulfilment"),
         ("orders/o1/card-keys", "fulfilment"),
+        ("suppliers/sim/notify", "fulfilment"),
         ("admin/manual-tasks/t1/complete", "fulfilment"),
         ("wallet", "wallet"),
         ("wallet/topups/t1", "wallet"),
