@@ -11,6 +11,10 @@ from shared.config import DEV_JWT_SECRET
 
 BACKEND_SERVICES = ("identity", "wallet", "catalog", "order", "fulfilment", "support")
 ALL_PROCESSES = (*BACKEND_SERVICES, "gateway")
+# Simulated third parties (dev and tests only): own processes, started before the services.
+SIMULATORS = ("paysim",)
+PROCESSES = (*SIMULATORS, *ALL_PROCESSES)
+SIMULATOR_MODULES = {"paysim": "deploy.paysim"}
 
 # Development defaults, printed by `make dev`; anything set in the environment wins.
 DEV_DEFAULTS = {
@@ -21,15 +25,17 @@ DEV_DEFAULTS = {
     # keyid:base64(32 bytes); dev only.
     "KAMENG_VAULT_KEYS": "dev1:ZGV2LW9ubHktdmF1bHQta2V5LTMyLWJ5dGVzLW9rIQ==",
     "LOG_LEVEL": "INFO",
+    # Shared by the wallet and the simulated payment provider (deploy/paysim.py); dev only.
+    "PAYMENT_PROVIDER_SECRET": "dev-only-payment-provider-secret-0123456789",
 }
 
 
 def command(name: str) -> list[str]:
-    return [sys.executable, "-m", f"services.{name}"]
+    return [sys.executable, "-m", SIMULATOR_MODULES.get(name, f"services.{name}")]
 
 
 def assign_ports(gateway_port: int | None = None) -> dict[str, int]:
-    ports = {name: free_port() for name in BACKEND_SERVICES}
+    ports = {name: free_port() for name in (*SIMULATORS, *BACKEND_SERVICES)}
     ports["gateway"] = gateway_port or free_port()
     return ports
 
@@ -42,4 +48,8 @@ def process_env(name: str, ports: Mapping[str, int], base: Mapping[str, str]) ->
     if name == "gateway":
         for service in BACKEND_SERVICES:
             env[f"{service.upper()}_URL"] = f"http://127.0.0.1:{ports[service]}"
+    if name == "wallet":
+        # The provider's notifications come back through the public door, like a real provider's.
+        env.setdefault("PAYMENT_PROVIDER_URL", f"http://127.0.0.1:{ports['paysim']}")
+        env.setdefault("PAYMENT_NOTIFY_BASE_URL", f"http://127.0.0.1:{ports['gateway']}")
     return env

@@ -70,6 +70,10 @@ def platform(base_env: dict[str, str], otlp: Collector) -> Iterator[Platform]:
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+        # The wallet polls the payment provider for top-ups pending this long (60 s by default),
+        # so the lost-callback test does not wait a minute.
+        "TOPUP_POLL_AFTER_SECONDS": "4",
+        "TOPUP_POLL_INTERVAL_SECONDS": "0.5",
     }
     running = Platform(base_env=env, logs_dir=RUN_DIR / "platform")
     try:
