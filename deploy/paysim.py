@@ -9,7 +9,9 @@ It behaves like the Alipay/WeChat-style gateways the wallet is written against:
   then sends its signed notification to the merchant's notify_url, retrying with backoff until
   the merchant answers 200 `{"result": "success"}`. `{"notify": false}` in the body drops the
   notification, as a lost callback would (the merchant must poll).
-- `GET /api/orders/{merchant_trade_no}` (merchant query API): signed current state.
+- `GET /api/orders/{merchant_trade_no}` (merchant query API): signed current state
+  (`pending`, `success`, `fail`, `closed`); `POST .../close` (signed): the merchant gives up on
+  an unpaid payment, which then cannot be paid any more.
 - `GET /api/orders/{merchant_trade_no}/notification`: the last signed notification, and
   `POST /api/orders/{merchant_trade_no}/notify`: send it again now (tests, support).
 
@@ -158,6 +160,8 @@ document.getElementById('out').textContent=await x.text()}}</script>""",
         result = data.get("result")
         if result not in ("success", "fail"):
             return problem(422, 'result must be "success" or "fail"')
+        if order["status"] == "closed":
+            return problem(409, "the merchant closed this payment")
         if order["status"] == "pending":
             order["status"] = "success" if result == "success" else "fail"
             order["paid_at"] = datetime.now(UTC).isoformat() if result == "success" else ""
@@ -168,6 +172,9 @@ document.getElementById('out').textContent=await x.text()}}</script>""",
         return Response({"provider_trade_no": provider_trade_no, "status": order["status"]})
 
     @get("/api/orders/{merchant_trade_no:str}")
+    async def query_order(merchant_trade_no: str) -> Response[dict[str, Any]]:
+        return await query(merchant_trade_no)
+
     async def query(merchant_trade_no: str) -> Response[dict[str, Any]]:
         order = provider.by_merchant.get(merchant_trade_no)
         if order is None:
@@ -184,6 +191,19 @@ document.getElementById('out').textContent=await x.text()}}</script>""",
                 }
             )
         )
+
+    @post("/api/orders/{merchant_trade_no:str}/close", status_code=200)
+    async def close(merchant_trade_no: str, data: dict[str, Any] = Body()) -> Response[dict[str, Any]]:
+        """The merchant gives up on an unpaid payment: it can no longer be paid. Answers the state
+        after closing (a payment that was made in the meantime stays `success`)."""
+        if not provider.verify({**data, "merchant_trade_no": merchant_trade_no}):
+            return problem(401, "bad merchant signature")
+        order = provider.by_merchant.get(merchant_trade_no)
+        if order is None:
+            return problem(404, "no such payment")
+        if order["status"] == "pending":
+            order["status"] = "closed"
+        return await query(merchant_trade_no)
 
     @get("/api/orders/{merchant_trade_no:str}/notification")
     async def last_notification(merchant_trade_no: str) -> Response[dict[str, Any]]:
@@ -210,7 +230,7 @@ document.getElementById('out').textContent=await x.text()}}</script>""",
         return {"status": "ok"}
 
     return Litestar(
-        route_handlers=[create_order, pay_page, pay, query, last_notification, notify_again, live, ready],
+        route_handlers=[create_order, pay_page, pay, query_order, close, last_notification, notify_again, live, ready],
         debug=False,
     )
 

@@ -71,9 +71,10 @@ def platform(base_env: dict[str, str], otlp: Collector) -> Iterator[Platform]:
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "OTEL_METRIC_EXPORT_INTERVAL": "600000",
         # The wallet polls the payment provider for top-ups pending this long (60 s by default),
-        # so the lost-callback test does not wait a minute.
+        # and closes unpaid ones after a while, so the tests do not wait for minutes.
         "TOPUP_POLL_AFTER_SECONDS": "4",
         "TOPUP_POLL_INTERVAL_SECONDS": "0.5",
+        "TOPUP_EXPIRE_AFTER_SECONDS": "12",
     }
     running = Platform(base_env=env, logs_dir=RUN_DIR / "platform")
     try:

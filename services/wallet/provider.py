@@ -65,6 +65,16 @@ class PaymentProvider:
             raise ProviderError(f"provider unreachable: {exc!r}") from exc
         return self._verified(r)
 
+    async def close(self, trade_no: str) -> dict[str, Any]:
+        """Close an unpaid payment so it can no longer be paid; answers the state after closing."""
+        fields: dict[str, Any] = {"merchant_trade_no": trade_no}
+        fields["sign"] = sign(fields, self.secret)
+        try:
+            r = await self.client.post(f"{self.base}/api/orders/{trade_no}/close", json=fields)
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"provider unreachable: {exc!r}") from exc
+        return self._verified(r)
+
     def _verified(self, r: httpx.Response) -> dict[str, Any]:
         if r.status_code != 200:
             raise ProviderError(f"provider answered {r.status_code}: {r.text[:200]}")

@@ -25,6 +25,7 @@ class WalletSettings(ServiceSettings):
     # Polling the provider for top-ups whose notification has not come (lost callbacks).
     topup_poll_after_seconds: float = 60.0
     topup_poll_interval_seconds: float = 10.0
+    # Unpaid this long: the payment is closed at the provider and the top-up fails (expired).
     topup_expire_after_seconds: float = 1800.0
 
     topup_min_cents: int = 100

@@ -53,10 +53,11 @@ async def apply_provider_result(rt: Runtime, topup: dict[str, Any], fields: dict
         if current and current["status"] == "failed":
             log.error("top-up %s was paid after it was marked failed: needs a staff review", topup["_id"])
         return "unchanged"
-    if status == "fail":
+    if status in ("fail", "closed"):
+        why = "expired unpaid" if status == "closed" else "payment failed"
 
         async def fail(tx: Tx) -> bool:
-            return await ledger.fail_topup(tx, topup["_id"], reason=f"provider reported failure ({via})")
+            return await ledger.fail_topup(tx, topup["_id"], reason=f"{why} ({via})")
 
         return "failed" if await rt.uow.run(fail) else "unchanged"
     return "pending"
@@ -99,9 +100,14 @@ async def poll_once(rt: Runtime, provider: PaymentProvider) -> int:
         .to_list(length=200)
     )
     changed = 0
+    expire_before = utcnow() - timedelta(seconds=settings.topup_expire_after_seconds)
     for topup in pending:
         try:
             answer = await provider.query(topup["_id"])
+            if answer.get("status") == "pending" and topup["created_at"] <= expire_before:
+                # Unpaid for too long: close it at the provider first, so it cannot be paid after
+                # we have given up on it (closing answers `success` if the buyer just paid).
+                answer = await provider.close(topup["_id"])
             outcome = await apply_provider_result(rt, topup, answer, via="poll")
         except (ProviderError, Problem) as exc:
             log.warning("polling top-up %s: %s", topup["_id"], exc)

@@ -34,6 +34,7 @@ __all__ = ["gw", "producer"]  # fixtures
 
 SECRET = DEV_DEFAULTS["PAYMENT_PROVIDER_SECRET"]
 POLL_AFTER_SECONDS = 4  # TOPUP_POLL_AFTER_SECONDS in tests/conftest.py
+EXPIRE_AFTER_SECONDS = 12  # TOPUP_EXPIRE_AFTER_SECONDS
 
 
 async def start_topup(
@@ -214,6 +215,24 @@ async def test_a_lost_callback_is_completed_by_polling(
     r = await gw.post("/api/v1/payments/notify/alipay", json=note)
     assert r.status_code == 200 and r.json()["outcome"] == "unchanged"
     assert (await wallet(gw, user))["balance_cents"] == 4200
+
+
+async def test_an_unpaid_topup_expires_and_can_no_longer_be_paid(
+    gw: httpx.AsyncClient, producer: AIOKafkaProducer
+) -> None:
+    user = await open_account(gw, producer)
+    topup = await start_topup(gw, user, 1500)
+    await eventually(
+        lambda: _is(gw, user, topup["topup_id"], "failed"),
+        timeout=EXPIRE_AFTER_SECONDS + 20,
+        what="unpaid top-up expired",
+    )
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.post(topup["pay_url"], json={"result": "success"})
+    assert r.status_code == 409  # closed at the provider: the buyer cannot pay into a failed top-up
+    assert (await wallet(gw, user))["balance_cents"] == 0
+    r = await gw.get("/api/v1/admin/topups", params={"status": "failed", "user_id": user}, headers=auth(**STAFF))
+    assert r.json()["items"][0]["failure_reason"] == "expired unpaid (poll)"
 
 
 async def test_bad_topup_requests_are_problems_and_create_nothing(
