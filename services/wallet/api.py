@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, get, patch, post
 from litestar.params import JSONBody, Parameter
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.wallet import coupons, ledger, store
@@ -69,6 +70,12 @@ class CouponRequest(msgspec.Struct, kw_only=True):
     first_order_only: bool = False
     grant_on_signup: bool = False
     description: str = ""
+
+
+class CouponChange(msgspec.Struct, kw_only=True):
+    active: bool | None = None
+    expires_at: datetime | None = None
+    description: str | None = None
 
 
 class GrantRequest(msgspec.Struct, kw_only=True):
@@ -406,11 +413,39 @@ class AdminCouponController(Controller):
             raise Problem(409, "coupon-exists", "Coupon exists", f"coupon {code} is already defined") from exc
         return {"code": code}
 
+    @patch("/{code:str}", summary="Switch a coupon off or on, move its expiry, describe it", guards=[ADMIN])
+    async def change(self, runtime: Runtime, code: str, data: JSONBody[CouponChange]) -> dict[str, Any]:
+        changes = {k: v for k, v in msgspec.to_builtins(data, builtin_types=(datetime,)).items() if v is not None}
+        if data.expires_at is not None and (data.expires_at.tzinfo is None or data.expires_at <= utcnow()):
+            raise validation_problem([{"field": "expires_at", "message": "a future time with a time zone"}])
+        if not changes:
+            raise validation_problem([{"field": "body", "message": "nothing to change"}])
+
+        async def write(tx: Tx) -> dict[str, Any] | None:
+            doc: dict[str, Any] | None = await tx.db[COUPONS].find_one_and_update(
+                {"_id": code},
+                {"$set": changes, "$inc": {"revision": 1}},
+                return_document=ReturnDocument.AFTER,
+                session=tx.session,
+            )
+            if doc is not None:
+                tx.emit(coupons.defined_event(doc))  # the order service's projection follows
+            return doc
+
+        doc = await runtime.uow.run(write)
+        if doc is None:
+            raise not_found("coupon")
+        return {**_coupon_view(doc, None, utcnow()), "active": doc["active"], "revision": doc["revision"]}
+
     @get("/", summary="Every coupon", guards=[STAFF])
     async def list_coupons(self, runtime: Runtime) -> dict[str, Any]:
         now = utcnow()
         docs = await runtime.mongo.db[COUPONS].find({}).sort("created_at", -1).to_list(length=500)
-        return {"items": [_coupon_view(d, None, now) for d in docs]}
+        return {
+            "items": [
+                {**_coupon_view(d, None, now), "active": d.get("active", True), "revision": d["revision"]} for d in docs
+            ]
+        }
 
     @post(
         "/{code:str}/grants",

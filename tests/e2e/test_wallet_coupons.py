@@ -260,3 +260,35 @@ async def test_admin_coupon_endpoints_validate_and_guard(gw: httpx.AsyncClient, 
     assert r.status_code == 404
     r = await gw.post(f"/api/v1/admin/coupons/{good['code']}/grants", json={"user_ids": []}, headers=auth(**STAFF))
     assert r.status_code == 422
+
+
+async def test_a_switched_off_coupon_is_not_held_and_order_sees_every_revision(
+    gw: httpx.AsyncClient, producer: AIOKafkaProducer, infra: dict[str, str]
+) -> None:
+    user = await open_account(gw, producer)
+    await fund(gw, user, 10000)
+    code = await define(gw, kind="fixed", amount_off_cents=100)
+    await grant(gw, code, user)
+    url = f"/api/v1/admin/coupons/{code}"
+    assert (await gw.patch(url, json={"active": False}, headers=auth(**STAFF))).status_code == 403
+    assert (await gw.patch(url, json={"expires_at": _in(-1)}, headers=auth(**ADMIN))).status_code == 422
+    assert (
+        await gw.patch("/api/v1/admin/coupons/NOPE", json={"active": False}, headers=auth(**ADMIN))
+    ).status_code == 404
+    r = await gw.patch(url, json={"active": False}, headers=auth(**ADMIN))
+    assert r.status_code == 200 and (r.json()["active"], r.json()["revision"]) == (False, 2)
+    revisions = await eventually(lambda: _revisions(infra, code, 2), what="coupon-defined revisions 1 and 2")
+    assert revisions == [(1, True), (2, False)]
+    order = placed(user, unit_price_cents=1000, discount_cents=100, coupon_code=code)
+    await publish(producer, order)
+    await publish(producer, payment(user, 900, order_id=order.order_id, coupon_code=code))
+    kind, declined = await answer(infra, order.order_id)
+    assert (kind, declined.reason) == ("wallet.payment-declined", "coupon-unavailable")
+    assert await counts(gw, user, code) == (1, 0, 0)
+
+
+async def _revisions(infra: dict[str, str], code: str, n: int) -> list[tuple[int, bool]] | None:
+    found = sorted(
+        (p.revision, p.active) for _, p in await wallet_events(infra, key=code, type_="wallet.coupon-defined")
+    )
+    return found if len(found) >= n else None
