@@ -153,12 +153,9 @@ def spending_report(lines: Iterable[ReportLine]) -> dict[str, Any]:
     categories: dict[str, int] = {}
     for line in lines:
         month = months.setdefault(line.month, {"spent_cents": 0, "refunded_cents": 0, "by_category": {}})
-        if line.kind == "payment":
-            month["spent_cents"] += -line.amount_cents
-            delta = -line.amount_cents
-        else:
-            month["refunded_cents"] += line.amount_cents
-            delta = -line.amount_cents
+        # Payments are negative entries, refunds positive: net spending is minus their sum.
+        month["spent_cents" if line.kind == "payment" else "refunded_cents"] += abs(line.amount_cents)
+        delta = -line.amount_cents
         month["by_category"][line.category_id] = month["by_category"].get(line.category_id, 0) + delta
         categories[line.category_id] = categories.get(line.category_id, 0) + delta
     total_net = sum(categories.values())

@@ -83,8 +83,9 @@ async def open_account(tx: Tx, user_id: str) -> bool:
 async def capture_payment(tx: Tx, p: PaymentRequested) -> None:
     """Debit an order once (ledger key = order id) and answer captured or declined."""
     db, s = tx.db, tx.session
-    if p.amount_cents <= 0:
-        raise RejectEvent(f"payment for order {p.order_id} must be positive, got {p.amount_cents}")
+    if p.amount_cents < 0:
+        # Zero is allowed: an order fully paid by a coupon still consumes the coupon here.
+        raise RejectEvent(f"payment for order {p.order_id} must not be negative, got {p.amount_cents}")
     done = await db[LEDGER].find_one({"key": payment_key(p.order_id)}, {"_id": 1}, session=s)
     declined = None if done else await db[DECLINES].find_one({"_id": p.order_id}, {"_id": 1}, session=s)
     if done or declined:
@@ -175,7 +176,7 @@ async def refund_payment(tx: Tx, r: RefundRequested) -> None:
     paid = await db[LEDGER].find_one({"key": payment_key(r.order_id)}, session=s)
     if paid is None or paid["account"] != r.user_id:
         raise RejectEvent(f"no payment of order {r.order_id} by user {r.user_id} to refund")
-    if not 0 < r.amount_cents <= -paid["amount_cents"]:
+    if not 0 <= r.amount_cents <= -paid["amount_cents"]:
         raise RejectEvent(f"refund {r.amount_cents} for order {r.order_id} exceeds the {-paid['amount_cents']} paid")
     account = await db[ACCOUNTS].find_one_and_update(
         {"_id": r.user_id},

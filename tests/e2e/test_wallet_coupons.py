@@ -222,6 +222,11 @@ async def test_first_order_coupon_is_granted_on_signup_and_only_for_the_first_or
     assert kind == "wallet.payment-captured"
     await until_counts(gw, newcomer, code, (0, 0, 1))
     assert (await wallet(gw, newcomer))["balance_cents"] == 8000
+    # Switched off, it is no longer given to new users (nor to the other tests' users).
+    r = await gw.patch(f"/api/v1/admin/coupons/{code}", json={"active": False}, headers=auth(**ADMIN))
+    assert r.status_code == 200
+    later = await open_account(gw, producer)
+    assert await mine(gw, later, code) is None
 
 
 async def test_admin_coupon_endpoints_validate_and_guard(gw: httpx.AsyncClient, producer: AIOKafkaProducer) -> None:

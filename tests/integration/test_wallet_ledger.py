@@ -15,6 +15,7 @@ from services.wallet.settings import WalletSettings
 from services.wallet.store import ACCOUNTS, INDEXES, LEDGER, TOPUPS
 from shared.contracts.envelope import new_id, utcnow
 from shared.contracts.order import PaymentRequested, RefundRequested
+from shared.messaging.consumer import RejectEvent
 from shared.messaging.outbox import OUTBOX, OUTBOX_INDEXES, Tx, UnitOfWork
 from shared.mongo import Mongo, connect, ensure_indexes
 
@@ -132,3 +133,29 @@ async def test_a_topup_is_credited_once_however_many_race(wallet_db: tuple[Mongo
     assert sum(1 for r in results if r is not None) == 1
     account = await mongo.db[ACCOUNTS].find_one({"_id": user})
     assert account is not None and (account["balance_cents"], account["points"]) == (2600, 1 * 1 + 25 * 2)
+
+
+async def test_a_free_order_is_captured_and_bad_requests_are_rejected(wallet_db: tuple[Mongo, UnitOfWork]) -> None:
+    mongo, uow = wallet_db
+    user = new_id()
+    await open_and_fund(uow, user, 300)
+    free = pay(user, 0)  # fully paid by a coupon: still answered, so the saga goes on
+    await uow.run(lambda tx: ledger.capture_payment(tx, free))
+    [captured] = await mongo.db[OUTBOX].find({"type": "wallet.payment-captured"}).to_list(None)
+    assert captured["key"] == free.order_id
+    with pytest.raises(RejectEvent, match="must not be negative"):
+        await uow.run(lambda tx: ledger.capture_payment(tx, pay(user, -1)))
+    with pytest.raises(RejectEvent, match="exceeds"):
+        await uow.run(
+            lambda tx: ledger.refund_payment(
+                tx, RefundRequested(order_id=free.order_id, user_id=user, amount_cents=1, reason="x")
+            )
+        )
+    with pytest.raises(RejectEvent, match="no payment"):
+        await uow.run(
+            lambda tx: ledger.refund_payment(
+                tx, RefundRequested(order_id=free.order_id, user_id=new_id(), amount_cents=0, reason="x")
+            )
+        )
+    account = await mongo.db[ACCOUNTS].find_one({"_id": user})
+    assert account is not None and account["balance_cents"] == 300
