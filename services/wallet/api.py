@@ -48,7 +48,6 @@ class TopupView(msgspec.Struct, kw_only=True):
     channel: str
     pay_url: str | None
     created_at: datetime
-    points: int | None = None
 
 
 class StaffDecision(msgspec.Struct, kw_only=True):
@@ -174,10 +173,12 @@ class WalletController(Controller):
             )
         if data.channel not in (*PROVIDER_CHANNELS, BANK):
             errors.append({"field": "channel", "message": f"one of {', '.join((*PROVIDER_CHANNELS, BANK))}"})
+        key = request.headers.get("idempotency-key")
+        if key is not None and not 1 <= len(key) <= 200:
+            errors.append({"field": "Idempotency-Key", "message": "1 to 200 characters"})
         if errors:
             raise validation_problem(errors)
         db = runtime.mongo.db
-        key = request.headers.get("idempotency-key")
         fingerprint = hashlib.sha256(msgspec.json.encode(data)).hexdigest()
         idem_id = f"{caller.user_id}:{key}" if key else None
         if idem_id is not None:

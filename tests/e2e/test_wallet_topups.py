@@ -258,6 +258,12 @@ async def test_bad_topup_requests_are_problems_and_create_nothing(
     r = await gw.get("/api/v1/admin/topups", params={"user_id": user, "status": "pending"}, headers=auth(**STAFF))
     assert r.json()["items"] == []
 
+    r = await gw.post(
+        "/api/v1/wallet/topups",
+        json={"amount_cents": 1000, "channel": "alipay"},
+        headers={**auth(user), "Idempotency-Key": "k" * 201},
+    )
+    assert r.status_code == 422
     # Idempotency-Key: the same body returns the same top-up; another body is refused.
     headers = {**auth(user), "Idempotency-Key": "k-" + new_id()}
     first = await gw.post("/api/v1/wallet/topups", json={"amount_cents": 1000, "channel": "alipay"}, headers=headers)
