@@ -35,6 +35,8 @@ def main() -> int:
             print("\nKameng is starting on the embedded stack:")
             print("\n".join(stack.describe()))
             print(f"\n  gateway   {gateway}   (API docs {gateway}/schema, readiness {gateway}/health/ready)")
+            print(f"  paysim    http://127.0.0.1:{ports['paysim']}   (simulated payment provider: POST a pay_url)")
+            print(f"  supplier  http://127.0.0.1:{ports['suppliersim']}   (simulated direct top-up supplier)")
             print(f"  admin     {base['KAMENG_ADMIN_EMAIL']} / {base['KAMENG_ADMIN_PASSWORD']}  (dev defaults)")
             print("  Ctrl-C stops everything.\n", flush=True)
             manager = Manager()

@@ -10,9 +10,10 @@ from deploy.stack import free_port
 from shared.config import DEV_JWT_SECRET
 
 BACKEND_SERVICES = ("identity", "wallet", "catalog", "order", "fulfilment", "support")
-# Stand-ins for the outside world, dev and tests only (deploy/<name>.py).
-SIMULATORS = ("suppliersim",)
-ALL_PROCESSES = (*SIMULATORS, *BACKEND_SERVICES, "gateway")
+# Simulated third parties (dev and tests only): deploy/<name>.py, started before the services.
+SIMULATORS = ("paysim", "suppliersim")
+APP_PROCESSES = (*BACKEND_SERVICES, "gateway")
+ALL_PROCESSES = (*SIMULATORS, *APP_PROCESSES)
 
 # Development defaults, printed by `make dev`; anything set in the environment wins.
 DEV_DEFAULTS = {
@@ -23,6 +24,8 @@ DEV_DEFAULTS = {
     # keyid:base64(32 bytes); dev only.
     "KAMENG_VAULT_KEYS": "dev1:ZGV2LW9ubHktdmF1bHQta2V5LTMyLWJ5dGVzLW9rIQ==",
     "LOG_LEVEL": "INFO",
+    # Shared by the wallet and the simulated payment provider (deploy/paysim.py); dev only.
+    "PAYMENT_PROVIDER_SECRET": "dev-only-payment-provider-secret-0123456789",
 }
 
 
@@ -49,4 +52,8 @@ def process_env(name: str, ports: Mapping[str, int], base: Mapping[str, str]) ->
             env[f"{service.upper()}_URL"] = f"http://127.0.0.1:{ports[service]}"
     if name == "fulfilment":
         env.setdefault("SUPPLIER_URL", f"http://127.0.0.1:{ports['suppliersim']}")
+    if name == "wallet":
+        # The provider's notifications come back through the public door, like a real provider's.
+        env.setdefault("PAYMENT_PROVIDER_URL", f"http://127.0.0.1:{ports['paysim']}")
+        env.setdefault("PAYMENT_NOTIFY_BASE_URL", f"http://127.0.0.1:{ports['gateway']}")
     return env

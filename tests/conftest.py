@@ -79,6 +79,11 @@ def platform(base_env: dict[str, str], otlp: Collector) -> Iterator[Platform]:
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+        # The wallet polls the payment provider for top-ups pending this long (60 s by default),
+        # and closes unpaid ones after a while, so the tests do not wait for minutes.
+        "TOPUP_POLL_AFTER_SECONDS": "4",
+        "TOPUP_POLL_INTERVAL_SECONDS": "0.5",
+        "TOPUP_EXPIRE_AFTER_SECONDS": "12",
     }
     running = Platform(base_env=env, logs_dir=RUN_DIR / "platform")
     try:

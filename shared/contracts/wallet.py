@@ -3,6 +3,8 @@ they share the order's partition order with `order.events` consumers; account ev
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from shared.contracts import topics
 from shared.contracts.registry import Event, event
 
@@ -45,3 +47,38 @@ class TopupSucceeded(Event, frozen=True, kw_only=True):
     amount_cents: int
     points: int = 0
     channel: str = ""
+
+
+@event("wallet.coupon-defined", topic=topics.WALLET, key="code")
+class CouponDefined(Event, frozen=True, kw_only=True):
+    """A coupon's rules, whole, on every change (`revision` grows by one): the order service keeps
+    a projection to price quotes with `services.wallet.domain`. The wallet stays the authority:
+    it holds the coupon on `order.placed` and consumes it with the payment."""
+
+    code: str
+    revision: int
+    kind: str
+    """`fixed` or `percent`."""
+    amount_off_cents: int = 0
+    percent_off_bp: int = 0
+    max_discount_cents: int | None = None
+    min_spend_cents: int = 0
+    sku_ids: list[str] = []
+    category_ids: list[str] = []
+    starts_at: datetime | None = None
+    expires_at: datetime
+    per_user_limit: int = 1
+    first_order_only: bool = False
+    active: bool = True
+    description: str = ""
+
+
+@event("wallet.coupon-granted", topic=topics.WALLET, key="user_id")
+class CouponGranted(Event, frozen=True, kw_only=True):
+    """`user_id` received `quantity` more of coupon `code` (`total_granted` so far, never more than
+    the coupon's per-user limit)."""
+
+    user_id: str
+    code: str
+    quantity: int
+    total_granted: int
