@@ -45,6 +45,11 @@ class ServiceSettings(InfraSettings):
     kafka_enable_idempotence: bool = False
     kafka_topic_partitions: int = 6
     kafka_replication_factor: int = 1
+    # A member that stops heartbeating is out of the group after the session timeout; a rebalance
+    # waits at most the rebalance timeout for members to rejoin (the client's default is 5 min,
+    # which left a restarted service waiting that long for its dead predecessor).
+    kafka_session_timeout_ms: int = 6000
+    kafka_rebalance_timeout_ms: int = 10000
     kafka_consumer_concurrency: int = Field(
         default=1, description="consumers per topic in this process (partitions spread across them)"
     )

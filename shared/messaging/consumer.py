@@ -140,12 +140,22 @@ class EventRouter:
 
                 broker.subscriber(
                     topic,
-                    group_id=settings.service_name,
+                    group_id=consumer_group(settings.service_name, topic),
                     ack_policy=AckPolicy.NACK_ON_ERROR,
                     auto_offset_reset="earliest",
+                    session_timeout_ms=settings.kafka_session_timeout_ms,
+                    heartbeat_interval_ms=settings.kafka_session_timeout_ms // 3,
+                    rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
                     title=f"{settings.service_name}:{topic}",
                 )(on_message)
         return dispatcher
+
+
+def consumer_group(service: str, topic: str) -> str:
+    """One consumer group per (service, topic): members of a group all read the same topic, so a
+    service that restarts rejoins groups whose rebalance involves only that topic's consumers
+    (tansu, the embedded broker, can stall a group whose members subscribe to different topics)."""
+    return f"{service}.{topic}"
 
 
 class Dispatcher:
@@ -257,7 +267,7 @@ class Dispatcher:
                 "dlq_source_topic": raw.topic,
                 "dlq_source_partition": str(raw.partition),
                 "dlq_source_offset": str(raw.offset),
-                "dlq_consumer_group": self.settings.service_name,
+                "dlq_consumer_group": consumer_group(self.settings.service_name, raw.topic),
                 "dlq_handler": handler or "",
                 "dlq_attempts": str(attempts),
                 "dlq_failed_at": utcnow().isoformat(),
