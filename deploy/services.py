@@ -11,6 +11,9 @@ from shared.config import DEV_JWT_SECRET
 
 BACKEND_SERVICES = ("identity", "wallet", "catalog", "order", "fulfilment", "support")
 ALL_PROCESSES = (*BACKEND_SERVICES, "gateway")
+# Stand-ins for outside systems, run only by `make dev` and the tests (module to run).
+SIMULATORS = {"mailsink": "deploy.mailsink"}
+DEV_PROCESSES = (*ALL_PROCESSES, *SIMULATORS)
 
 # Development defaults, printed by `make dev`; anything set in the environment wins.
 DEV_DEFAULTS = {
@@ -25,12 +28,14 @@ DEV_DEFAULTS = {
 
 
 def command(name: str) -> list[str]:
-    return [sys.executable, "-m", f"services.{name}"]
+    return [sys.executable, "-m", SIMULATORS.get(name, f"services.{name}")]
 
 
 def assign_ports(gateway_port: int | None = None) -> dict[str, int]:
     ports = {name: free_port() for name in BACKEND_SERVICES}
     ports["gateway"] = gateway_port or free_port()
+    ports["mailsink"] = free_port()
+    ports["mailsink_smtp"] = free_port()
     return ports
 
 
@@ -39,6 +44,10 @@ def process_env(name: str, ports: Mapping[str, int], base: Mapping[str, str]) ->
     and, for the gateway, where every service is."""
     env = dict(base)
     env.update({"HOST": "127.0.0.1", "PORT": str(ports[name]), "OTEL_SERVICE_NAME": name, "PYTHONUNBUFFERED": "1"})
+    if name in ("mailsink", "support"):
+        # support sends its emails to the local sink; production sets SMTP_* itself.
+        env.setdefault("SMTP_HOST", "127.0.0.1")
+        env.setdefault("SMTP_PORT", str(ports["mailsink_smtp"]))
     if name == "gateway":
         for service in BACKEND_SERVICES:
             env[f"{service.upper()}_URL"] = f"http://127.0.0.1:{ports[service]}"

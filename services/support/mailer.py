@@ -1,0 +1,116 @@
+"""Sends the emails queued on notifications (aiosmtplib), after their transaction committed.
+
+At-least-once: a notice is marked sent after the SMTP server accepted it; a claim (`next_at`
+pushed past the send timeout) keeps two replicas from sending the same one concurrently. The
+address is read at send time from the `contacts` projection, because identity's events and the
+order's may arrive in either order; a notice with no address after a grace period is dropped
+from the queue (`no-address`). Bodies never contain card keys (see domain.order_notice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+from pymongo import ReturnDocument
+
+from services.support import domain
+from services.support.settings import SupportSettings
+from services.support.store import CONTACTS, NOTIFICATIONS
+from shared.contracts.envelope import utcnow
+from shared.mongo import Mongo
+
+log = logging.getLogger(__name__)
+NO_ADDRESS_GRACE = timedelta(minutes=10)
+NO_ADDRESS_RETRY = timedelta(seconds=2)
+
+
+class Mailer:
+    def __init__(self, mongo: Mongo, settings: SupportSettings) -> None:
+        self.mongo = mongo
+        self.settings = settings
+        self.sent = 0
+
+    async def run(self) -> None:
+        poll = self.settings.mail_poll_interval_ms / 1000
+        while True:
+            try:
+                if await self.send_due() == 0:
+                    await asyncio.sleep(poll)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("mailer iteration failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def send_due(self, limit: int = 50) -> int:
+        """Send up to `limit` due emails; returns how many were attempted."""
+        coll = self.mongo.db[NOTIFICATIONS]
+        attempted = 0
+        for _ in range(limit):
+            now = utcnow()
+            lease = now + timedelta(seconds=self.settings.smtp_timeout_seconds * 2 + 5)
+            doc = await coll.find_one_and_update(
+                {"email.status": "pending", "email.next_at": {"$lte": now}},
+                {"$set": {"email.next_at": lease}},
+                sort=[("email.next_at", 1)],
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is None:
+                break
+            attempted += 1
+            await self._send_one(doc)
+        return attempted
+
+    async def _send_one(self, doc: dict[str, Any]) -> None:
+        coll = self.mongo.db[NOTIFICATIONS]
+        now = utcnow()
+        contact = await self.mongo.db[CONTACTS].find_one({"_id": doc["user_id"]})
+        address = (contact or {}).get("email")
+        if not address:
+            if now - doc["created_at"] > NO_ADDRESS_GRACE:
+                await coll.update_one({"_id": doc["_id"]}, {"$set": {"email.status": "no-address"}})
+            else:
+                await coll.update_one({"_id": doc["_id"]}, {"$set": {"email.next_at": now + NO_ADDRESS_RETRY}})
+            return
+        message = EmailMessage()
+        message["From"] = self.settings.mail_from
+        message["To"] = address
+        message["Subject"] = doc["subject"]
+        message["X-Kameng-Notification"] = doc["_id"]
+        message.set_content(doc["body"])
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=self.settings.smtp_host,
+                port=self.settings.smtp_port,
+                username=self.settings.smtp_username,
+                password=self.settings.smtp_password,
+                use_tls=self.settings.smtp_use_tls,
+                timeout=self.settings.smtp_timeout_seconds,
+            )
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            attempts = int(doc["email"].get("attempts", 0)) + 1
+            status = domain.after_failure(attempts, self.settings.mail_max_attempts)
+            wait = domain.backoff(attempts, initial_ms=1000, max_ms=10 * 60 * 1000)
+            log.warning("email for notification %s failed (attempt %d): %r", doc["_id"], attempts, exc)
+            await coll.update_one(
+                {"_id": doc["_id"]},
+                {
+                    "$set": {
+                        "email.status": "failed" if status == "dead" else "pending",
+                        "email.attempts": attempts,
+                        "email.next_at": now + wait,
+                        "email.error": f"{type(exc).__name__}: {exc}"[:300],
+                    }
+                },
+            )
+            return
+        await coll.update_one(
+            {"_id": doc["_id"]}, {"$set": {"email.status": "sent", "email.sent_at": utcnow(), "email.to": address}}
+        )
+        self.sent += 1
