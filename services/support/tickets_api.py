@@ -143,20 +143,22 @@ class TicketsController(Controller):
             raise problem_of(exc) from exc
 
         ticket_id = new_id()
+        # GridFS refuses transactions, so the files go first and the ticket that references
+        # them commits after; if that fails the files are removed again. (A crash in between
+        # leaves files no ticket names: their metadata.ticket_id finds them.)
+        bucket = AsyncIOMotorGridFSBucket(runtime.mongo.db, bucket_name=EVIDENCE_BUCKET)
+        evidence: list[dict[str, Any]] = []
+        for name, blob in files:
+            kind = domain.sniff_type(blob)
+            file_id = await bucket.upload_from_stream(
+                name or "evidence",
+                blob,
+                metadata={"ticket_id": ticket_id, "content_type": kind, "user_id": caller.user_id},
+            )
+            evidence.append({"file_id": str(file_id), "name": name, "content_type": kind, "size": len(blob)})
 
         async def write(tx: Tx) -> None:
             now = utcnow()
-            bucket = AsyncIOMotorGridFSBucket(tx.db, bucket_name=EVIDENCE_BUCKET)
-            evidence = []
-            for name, blob in files:
-                kind = domain.sniff_type(blob)
-                file_id = await bucket.upload_from_stream(
-                    name or "evidence",
-                    blob,
-                    metadata={"ticket_id": ticket_id, "content_type": kind, "user_id": caller.user_id},
-                    session=tx.session,
-                )
-                evidence.append({"file_id": str(file_id), "name": name, "content_type": kind, "size": len(blob)})
             await tx.db[TICKETS].insert_one(
                 {
                     "_id": ticket_id,
@@ -185,7 +187,12 @@ class TicketsController(Controller):
             )
             tx.emit(TicketOpened(ticket_id=ticket_id, order_id=data.order_id, user_id=caller.user_id, kind=data.kind))
 
-        await runtime.uow.run(write)
+        try:
+            await runtime.uow.run(write)
+        except BaseException:
+            for item in evidence:
+                await bucket.delete(ObjectId(item["file_id"]))
+            raise
         return {"ticket_id": ticket_id, "status": "open"}
 
     @get("/api/v1/tickets", summary="Your after-sales requests, newest first")
