@@ -70,6 +70,11 @@ def platform(base_env: dict[str, str], otlp: Collector) -> Iterator[Platform]:
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+        # Short clocks for support (read by support only), so the SLA flag and webhook
+        # retries show within a test; set from the start because a restart costs a rebalance.
+        "TICKET_SLA_MINUTES": "0.05",  # 3 s
+        "WEBHOOK_BACKOFF_INITIAL_MS": "200",
+        "WEBHOOK_MAX_ATTEMPTS": "4",
     }
     running = Platform(base_env=env, logs_dir=RUN_DIR / "platform")
     try:

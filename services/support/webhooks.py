@@ -60,9 +60,19 @@ class WebhookDispatcher:
                 if sent == 0:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout=poll)
+                        await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_time(poll))
         finally:
             await self.client.aclose()
+
+    async def _idle_time(self, poll: float) -> float:
+        """Sleep until the next retry is due (so short backoffs are kept), at most `poll`."""
+        nxt = await self.mongo.db[DELIVERIES].find_one(
+            {"status": "pending"}, {"next_attempt_at": 1}, sort=[("next_attempt_at", 1)]
+        )
+        if nxt is None:
+            return poll
+        due = (nxt["next_attempt_at"] - utcnow()).total_seconds()
+        return min(poll, max(due, 0.01))
 
     async def _claim(self) -> dict[str, Any] | None:
         now = utcnow()

@@ -25,18 +25,3 @@ async def kafka(infra: dict[str, str]) -> AsyncIterator[AIOKafkaProducer]:
     await producer.start()
     yield producer
     await producer.stop()
-
-
-# Short clocks for support, so the SLA flag and webhook retries show within a test.
-FAST_SUPPORT_ENV = {
-    "TICKET_SLA_MINUTES": "0.05",  # 3 s
-    "WEBHOOK_BACKOFF_INITIAL_MS": "200",
-    "WEBHOOK_MAX_ATTEMPTS": "4",
-}
-
-
-@pytest.fixture(scope="session")
-def fast_support(platform: Platform) -> Platform:
-    """The platform with support restarted once on FAST_SUPPORT_ENV."""
-    platform.restart("support", FAST_SUPPORT_ENV)
-    return platform

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import msgspec
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from deploy.platform import Platform
@@ -21,7 +20,6 @@ from tests.e2e.support_kit import PNG, delivered_order, eventually, publish, sta
 from tests.helpers import auth
 from tests.integration.kit import read_topic
 
-pytestmark = pytest.mark.usefixtures("fast_support")
 STAFF = auth("staff-1", roles=("staff",))
 
 
