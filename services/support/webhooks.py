@@ -71,7 +71,7 @@ class WebhookDispatcher:
         )
         if nxt is None:
             return poll
-        due = (nxt["next_attempt_at"] - utcnow()).total_seconds()
+        due = float((nxt["next_attempt_at"] - utcnow()).total_seconds())
         return min(poll, max(due, 0.01))
 
     async def _claim(self) -> dict[str, Any] | None:
