@@ -100,6 +100,15 @@ def check_resolution(ticket: dict[str, Any], order: dict[str, Any] | None, resol
     return "apply"
 
 
+def ticket_fingerprint(order_id: str, kind: str, description: str, files: list[bytes]) -> str:
+    """What makes two ticket requests "the same body" for Idempotency-Key."""
+    digest = hashlib.sha256()
+    for part in (order_id, kind, description, *(hashlib.sha256(f).hexdigest() for f in files)):
+        digest.update(part.encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
 # -- evidence -------------------------------------------------------------------------------
 
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (

@@ -14,6 +14,7 @@ from shared.mongo import Index
 ANNOUNCEMENTS = "announcements"
 HELP_ARTICLES = "help_articles"
 TICKETS = "tickets"
+TICKET_KEYS = "ticket_idempotency_keys"
 URGES = "urges"
 ORDERS = "orders"
 CONTACTS = "contacts"

@@ -19,11 +19,12 @@ from litestar.datastructures import UploadFile
 from litestar.params import Parameter
 from litestar.response import Stream
 from motor.motor_asyncio import AsyncIOMotorGridFSBucket
+from pymongo.errors import DuplicateKeyError
 
 from services.support import domain
 from services.support.notices import notify
 from services.support.settings import SupportSettings
-from services.support.store import EVIDENCE_BUCKET, ORDERS, TICKETS, URGES, page_args
+from services.support.store import EVIDENCE_BUCKET, ORDERS, TICKET_KEYS, TICKETS, URGES, page_args
 from shared.auth import Caller, require_roles
 from shared.contracts.envelope import new_id, utcnow
 from shared.contracts.support import RefundApproved, ReissueRequested, TicketOpened, TicketResolved
@@ -114,6 +115,23 @@ async def _read_new_ticket(request: Request[Any, Any, Any]) -> tuple[NewTicket, 
         raise validation_problem([{"field": "body", "message": "not valid JSON"}]) from exc
 
 
+async def _repeat_of(runtime: Runtime, user_id: str, key: str, fingerprint: str) -> dict[str, Any] | None:
+    """The answer to an earlier request with this Idempotency-Key, or None; 422 for the same key
+    with another body."""
+    if not 1 <= len(key) <= 200:
+        raise validation_problem([{"field": "Idempotency-Key", "message": "1 to 200 characters"}])
+    seen = await runtime.mongo.db[TICKET_KEYS].find_one({"_id": f"{user_id}:{key}"})
+    if seen is None:
+        return None
+    if seen["fingerprint"] != fingerprint:
+        raise validation_problem(
+            [{"field": "Idempotency-Key", "message": "already used for a different request"}],
+            "the Idempotency-Key was used with another body",
+        )
+    ticket = await runtime.mongo.db[TICKETS].find_one({"_id": seen["ticket_id"]}, {"status": 1})
+    return {"ticket_id": seen["ticket_id"], "status": ticket["status"] if ticket else "open"}
+
+
 async def _own_ticket(runtime: Runtime, caller: Caller, ticket_id: str, *, session: Any = None) -> dict[str, Any]:
     doc = await runtime.mongo.db[TICKETS].find_one({"_id": ticket_id}, session=session)
     if doc is None or (doc["user_id"] != caller.user_id and not caller.is_staff):
@@ -136,6 +154,12 @@ class TicketsController(Controller):
         )
         if errors:
             raise validation_problem(errors, "the evidence files are not acceptable")
+        idem_key = request.headers.get("idempotency-key")
+        fingerprint = domain.ticket_fingerprint(data.order_id, data.kind, data.description, [b for _, b in files])
+        if idem_key is not None:
+            repeat = await _repeat_of(runtime, caller.user_id, idem_key, fingerprint)
+            if repeat is not None:
+                return repeat
         order = await runtime.mongo.db[ORDERS].find_one({"_id": data.order_id})
         try:
             domain.check_ticketable(order, caller.user_id)
@@ -159,6 +183,17 @@ class TicketsController(Controller):
 
         async def write(tx: Tx) -> None:
             now = utcnow()
+            if idem_key is not None:
+                # Same transaction as the ticket: a concurrent repeat collides here.
+                await tx.db[TICKET_KEYS].insert_one(
+                    {
+                        "_id": f"{caller.user_id}:{idem_key}",
+                        "ticket_id": ticket_id,
+                        "fingerprint": fingerprint,
+                        "at": now,
+                    },
+                    session=tx.session,
+                )
             await tx.db[TICKETS].insert_one(
                 {
                     "_id": ticket_id,
@@ -189,9 +224,13 @@ class TicketsController(Controller):
 
         try:
             await runtime.uow.run(write)
-        except BaseException:
+        except BaseException as exc:
             for item in evidence:
                 await bucket.delete(ObjectId(item["file_id"]))
+            if isinstance(exc, DuplicateKeyError) and idem_key is not None:
+                repeat = await _repeat_of(runtime, caller.user_id, idem_key, fingerprint)
+                if repeat is not None:
+                    return repeat
             raise
         return {"ticket_id": ticket_id, "status": "open"}
 

@@ -282,3 +282,16 @@ async def test_no_reissue_or_refund_before_delivery(
     r = await api.post(f"/api/v1/admin/tickets/{ticket_id}/resolve", json={"action": "refund"}, headers=STAFF)
     assert r.status_code == 409 and r.json()["type"].endswith("/order-not-eligible")
     assert (await api.get(f"/api/v1/tickets/{ticket_id}", headers=owner_auth)).json()["status"] == "open"
+
+
+async def test_idempotency_key_opens_one_ticket(api: httpx.AsyncClient, kafka: AIOKafkaProducer) -> None:
+    owner, owner_auth = buyer()
+    order_id = await delivered_order(kafka, api, owner, owner_auth)
+    keyed = {**owner_auth, "Idempotency-Key": "ticket-" + new_id()}
+    answers = await asyncio.gather(*(open_ticket(api, keyed, order_id) for _ in range(3)))
+    answers.append(await open_ticket(api, keyed, order_id))
+    assert {r.status_code for r in answers} == {201}, [r.text for r in answers]
+    assert len({r.json()["ticket_id"] for r in answers}) == 1
+    r = await open_ticket(api, keyed, order_id, description="something else")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert (await api.get("/api/v1/tickets", headers=owner_auth)).json()["total"] == 1
