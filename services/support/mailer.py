@@ -26,7 +26,6 @@ from shared.mongo import Mongo
 
 log = logging.getLogger(__name__)
 NO_ADDRESS_GRACE = timedelta(minutes=10)
-NO_ADDRESS_RETRY = timedelta(seconds=2)
 
 
 class Mailer:
@@ -75,7 +74,13 @@ class Mailer:
             if now - doc["created_at"] > NO_ADDRESS_GRACE:
                 await coll.update_one({"_id": doc["_id"]}, {"$set": {"email.status": "no-address"}})
             else:
-                await coll.update_one({"_id": doc["_id"]}, {"$set": {"email.next_at": now + NO_ADDRESS_RETRY}})
+                # Look again soon (identity's event is usually just behind), then less often:
+                # a burst of notices for unknown addresses must not become a write storm.
+                waits = int(doc["email"].get("waits", 0)) + 1
+                wait = domain.backoff(waits, initial_ms=500, max_ms=60_000)
+                await coll.update_one(
+                    {"_id": doc["_id"]}, {"$set": {"email.next_at": now + wait, "email.waits": waits}}
+                )
             return
         message = EmailMessage()
         message["From"] = self.settings.mail_from
