@@ -1,5 +1,5 @@
 """Wiring of the support service: its HTTP API, event handlers, indexes and the two background
-senders (emails, webhook deliveries) over the shared runtime."""
+senders (emails, webhook deliveries) and the evidence sweep over the shared runtime."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import cast
 
 from litestar import Litestar
 
+from services.support import janitor
 from services.support.api import CONTROLLERS
 from services.support.handlers import router
 from services.support.mailer import Mailer
@@ -22,6 +23,7 @@ async def start_senders(rt: Runtime) -> None:
     settings = cast(SupportSettings, rt.settings)
     rt.tasks.append(asyncio.create_task(Mailer(rt.mongo, settings).run(), name="support-mailer"))
     rt.tasks.append(asyncio.create_task(WebhookDispatcher(rt.mongo, settings).run(), name="support-webhooks"))
+    rt.tasks.append(asyncio.create_task(janitor.run(rt.mongo), name="support-evidence-sweep"))
 
 
 def create_app(settings: SupportSettings | None = None) -> Litestar:
