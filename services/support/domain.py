@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -226,12 +227,25 @@ def check_webhook(url: str, events: list[str], *, require_https: bool) -> list[d
         errors.append({"field": "url", "message": f"must be an absolute {' or '.join(allowed_schemes)} URL"})
     elif len(url) > 2000:
         errors.append({"field": "url", "message": "too long"})
+    elif require_https and _internal_host(parts.hostname):
+        # In production a webhook must not make us call our own network.
+        errors.append({"field": "url", "message": "must point to a public host"})
     if not events:
         errors.append({"field": "events", "message": "subscribe to at least one event"})
     for i, name in enumerate(events):
         if name not in WEBHOOK_EVENT_NAMES:
             errors.append({"field": f"events[{i}]", "message": f"unknown event {name!r}"})
     return errors
+
+
+def _internal_host(host: str) -> bool:
+    if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
 
 
 SIGNATURE_HEADER = "X-Kameng-Signature"

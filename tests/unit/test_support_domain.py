@@ -171,6 +171,19 @@ def test_webhook_subscriptions_and_registration_checks() -> None:
     ]
     assert domain.check_webhook("https://p.example/h", [], require_https=True)[0]["field"] == "events"
     assert domain.check_webhook("javascript:alert(1)", ["order.paid"], require_https=False)[0]["field"] == "url"
+    # production (https required) also refuses our own network
+    for internal in (
+        "https://127.0.0.1/h",
+        "https://10.1.2.3/h",
+        "https://[::1]/h",
+        "https://localhost/h",
+        "https://169.254.169.254/",
+    ):
+        assert (
+            domain.check_webhook(internal, ["order.paid"], require_https=True)[0]["message"]
+            == "must point to a public host"
+        )
+    assert domain.check_webhook("http://127.0.0.1:9/h", ["order.paid"], require_https=False) == []  # dev and tests
 
 
 def test_signature_is_hex_hmac_sha256_of_the_body() -> None:
