@@ -1,7 +1,8 @@
 """Sends the emails queued on notifications (aiosmtplib), after their transaction committed.
 
 At-least-once: a notice is marked sent after the SMTP server accepted it; a claim (`next_at`
-pushed past the send timeout) keeps two replicas from sending the same one concurrently. The
+pushed past the send timeout, in one update per batch) keeps two replicas from sending the same
+one concurrently, and the outcomes of a batch are written with one bulk write. The
 address is read at send time from the `contacts` projection, because identity's events and the
 order's may arrive in either order; a notice with no address after a grace period is dropped
 from the queue (`no-address`). Bodies never contain card keys (see domain.order_notice).
@@ -16,11 +17,11 @@ from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
-from pymongo import ReturnDocument
+from pymongo import UpdateOne
 
 from services.support import domain
 from services.support.settings import SupportSettings
-from services.support.store import CONTACTS, NOTIFICATIONS
+from services.support.store import CONTACTS, NOTIFICATIONS, claim_due
 from shared.contracts.envelope import utcnow
 from shared.mongo import Mongo
 
@@ -46,42 +47,42 @@ class Mailer:
                 log.exception("mailer iteration failed; retrying")
                 await asyncio.sleep(1.0)
 
-    async def send_due(self, limit: int = 50) -> int:
-        """Send up to `limit` due emails; returns how many were attempted."""
-        coll = self.mongo.db[NOTIFICATIONS]
-        attempted = 0
-        for _ in range(limit):
-            now = utcnow()
-            lease = now + timedelta(seconds=self.settings.smtp_timeout_seconds * 2 + 5)
-            doc = await coll.find_one_and_update(
-                {"email.status": "pending", "email.next_at": {"$lte": now}},
-                {"$set": {"email.next_at": lease}},
-                sort=[("email.next_at", 1)],
-                return_document=ReturnDocument.AFTER,
-            )
-            if doc is None:
-                break
-            attempted += 1
-            await self._send_one(doc)
-        return attempted
-
-    async def _send_one(self, doc: dict[str, Any]) -> None:
+    async def send_due(self, limit: int = 50, concurrency: int = 4) -> int:
+        """Send up to `limit` due emails (a few round trips per batch); returns how many."""
         coll = self.mongo.db[NOTIFICATIONS]
         now = utcnow()
-        contact = await self.mongo.db[CONTACTS].find_one({"_id": doc["user_id"]})
-        address = (contact or {}).get("email")
+        claimed = await claim_due(
+            coll,
+            {"email.status": "pending", "email.next_at": {"$lte": now}},
+            sort=[("email.next_at", 1)],
+            lease={"email.next_at": now + timedelta(seconds=self.settings.smtp_timeout_seconds * 2 + 5)},
+            limit=limit,
+        )
+        if not claimed:
+            return 0
+        user_ids = list({d["user_id"] for d in claimed})
+        contacts = {c["_id"]: c for c in await self.mongo.db[CONTACTS].find({"_id": {"$in": user_ids}}).to_list(None)}
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(doc: dict[str, Any]) -> UpdateOne:
+            async with gate:
+                changes = await self._send_one(doc, (contacts.get(doc["user_id"]) or {}).get("email"))
+            return UpdateOne({"_id": doc["_id"]}, {"$set": changes})
+
+        updates = await asyncio.gather(*(one(d) for d in claimed))
+        await coll.bulk_write(list(updates), ordered=False)
+        return len(claimed)
+
+    async def _send_one(self, doc: dict[str, Any], address: str | None) -> dict[str, Any]:
+        """Send one email; returns the fields to set on the notice."""
+        now = utcnow()
         if not address:
             if now - doc["created_at"] > NO_ADDRESS_GRACE:
-                await coll.update_one({"_id": doc["_id"]}, {"$set": {"email.status": "no-address"}})
-            else:
-                # Look again soon (identity's event is usually just behind), then less often:
-                # a burst of notices for unknown addresses must not become a write storm.
-                waits = int(doc["email"].get("waits", 0)) + 1
-                wait = domain.backoff(waits, initial_ms=500, max_ms=60_000)
-                await coll.update_one(
-                    {"_id": doc["_id"]}, {"$set": {"email.next_at": now + wait, "email.waits": waits}}
-                )
-            return
+                return {"email.status": "no-address"}
+            # Look again soon (identity's event is usually just behind), then less often:
+            # a burst of notices for unknown addresses must not become a write storm.
+            waits = int(doc["email"].get("waits", 0)) + 1
+            return {"email.next_at": now + domain.backoff(waits, initial_ms=500, max_ms=60_000), "email.waits": waits}
         message = EmailMessage()
         message["From"] = self.settings.mail_from
         message["To"] = address
@@ -101,21 +102,12 @@ class Mailer:
         except (aiosmtplib.SMTPException, OSError) as exc:
             attempts = int(doc["email"].get("attempts", 0)) + 1
             status = domain.after_failure(attempts, self.settings.mail_max_attempts)
-            wait = domain.backoff(attempts, initial_ms=1000, max_ms=10 * 60 * 1000)
             log.warning("email for notification %s failed (attempt %d): %r", doc["_id"], attempts, exc)
-            await coll.update_one(
-                {"_id": doc["_id"]},
-                {
-                    "$set": {
-                        "email.status": "failed" if status == "dead" else "pending",
-                        "email.attempts": attempts,
-                        "email.next_at": now + wait,
-                        "email.error": f"{type(exc).__name__}: {exc}"[:300],
-                    }
-                },
-            )
-            return
-        await coll.update_one(
-            {"_id": doc["_id"]}, {"$set": {"email.status": "sent", "email.sent_at": utcnow(), "email.to": address}}
-        )
+            return {
+                "email.status": "failed" if status == "dead" else "pending",
+                "email.attempts": attempts,
+                "email.next_at": now + domain.backoff(attempts, initial_ms=1000, max_ms=10 * 60 * 1000),
+                "email.error": f"{type(exc).__name__}: {exc}"[:300],
+            }
         self.sent += 1
+        return {"email.status": "sent", "email.sent_at": utcnow(), "email.to": address}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.contracts.envelope import new_id
 from shared.mongo import Index
 
 ANNOUNCEMENTS = "announcements"
@@ -35,6 +36,8 @@ INDEXES: list[Index] = [
     Index(WEBHOOKS, [("partner_user_id", 1)]),
     Index(DELIVERIES, [("status", 1), ("next_attempt_at", 1)]),
     Index(DELIVERIES, [("webhook_id", 1), ("created_at", -1)]),
+    Index(NOTIFICATIONS, [("claim", 1)], {"sparse": True}),
+    Index(DELIVERIES, [("claim", 1)], {"sparse": True}),
 ]
 
 
@@ -49,3 +52,18 @@ def public_id(doc: dict[str, Any], name: str) -> dict[str, Any]:
     out = {k: v for k, v in doc.items() if k != "_id"}
     out[name] = doc["_id"]
     return out
+
+
+async def claim_due(
+    coll: Any, query: dict[str, Any], *, sort: list[tuple[str, int]], lease: dict[str, Any], limit: int
+) -> list[dict[str, Any]]:
+    """Claim up to `limit` documents matching `query` for this worker, in three round trips:
+    read candidate ids, stamp them with a fresh claim token and `lease` (fields that make them
+    stop matching `query`) in one update, read back what carries our token. A document another
+    replica claimed in between simply is not ours."""
+    ids = [d["_id"] for d in await coll.find(query, {"_id": 1}).sort(sort).limit(limit).to_list(None)]
+    if not ids:
+        return []
+    token = new_id()
+    await coll.update_many({**query, "_id": {"$in": ids}}, {"$set": {**lease, "claim": token}})
+    return await coll.find({"claim": token}).to_list(None)  # type: ignore[no-any-return]

@@ -2,8 +2,8 @@
 
 A delivery record is created once per (webhook, event) in the transaction that consumed the
 order event (services/support/handlers.py), so an event is queued for a webhook exactly once.
-The dispatcher claims a due record (pushing `next_attempt_at` past the request timeout, so two
-replicas never send it at the same time), POSTs the stored payload bytes with
+The dispatcher claims a batch of due records (pushing `next_attempt_at` past the request
+timeout, so two replicas never send one at the same time), POSTs the stored payload bytes with
 `X-Kameng-Signature: hex(HMAC-SHA256(secret, body))`, and then:
 
 - 2xx: `delivered` (never sent again unless someone replays it);
@@ -24,11 +24,11 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from pymongo import ReturnDocument
+from pymongo import UpdateOne
 
 from services.support import domain
 from services.support.settings import SupportSettings
-from services.support.store import DELIVERIES, WEBHOOKS
+from services.support.store import DELIVERIES, WEBHOOKS, claim_due
 from shared.contracts.envelope import utcnow
 from shared.mongo import Mongo
 
@@ -74,47 +74,36 @@ class WebhookDispatcher:
         due = float((nxt["next_attempt_at"] - utcnow()).total_seconds())
         return min(poll, max(due, 0.01))
 
-    async def _claim(self) -> dict[str, Any] | None:
-        now = utcnow()
-        lease = now + timedelta(seconds=self.settings.webhook_timeout_seconds * 2 + 5)
-        doc = await self.mongo.db[DELIVERIES].find_one_and_update(
-            {"status": "pending", "next_attempt_at": {"$lte": now}},
-            {"$set": {"next_attempt_at": lease}},
-            sort=[("next_attempt_at", 1)],
-            return_document=ReturnDocument.AFTER,
-        )
-        return doc  # type: ignore[no-any-return]
-
     async def dispatch_due(self, limit: int = 100, concurrency: int = 8) -> int:
-        """Claim and send up to `limit` due deliveries, `concurrency` at a time."""
-        claimed = []
-        for _ in range(limit):
-            doc = await self._claim()
-            if doc is None:
-                break
-            claimed.append(doc)
+        """Claim and send up to `limit` due deliveries, `concurrency` at a time; the outcomes
+        are written with one bulk write."""
+        coll = self.mongo.db[DELIVERIES]
+        now = utcnow()
+        claimed = await claim_due(
+            coll,
+            {"status": "pending", "next_attempt_at": {"$lte": now}},
+            sort=[("next_attempt_at", 1)],
+            lease={"next_attempt_at": now + timedelta(seconds=self.settings.webhook_timeout_seconds * 2 + 5)},
+            limit=limit,
+        )
         if not claimed:
             return 0
-        hooks = {
-            h["_id"]: h
-            for h in await self.mongo.db[WEBHOOKS]
-            .find({"_id": {"$in": list({d["webhook_id"] for d in claimed})}})
-            .to_list(None)
-        }
+        hook_ids = list({d["webhook_id"] for d in claimed})
+        hooks = {h["_id"]: h for h in await self.mongo.db[WEBHOOKS].find({"_id": {"$in": hook_ids}}).to_list(None)}
         gate = asyncio.Semaphore(concurrency)
 
-        async def one(doc: dict[str, Any]) -> None:
+        async def one(doc: dict[str, Any]) -> UpdateOne:
             async with gate:
-                await self._deliver(doc, hooks.get(doc["webhook_id"]))
+                return UpdateOne({"_id": doc["_id"]}, await self._deliver(doc, hooks.get(doc["webhook_id"])))
 
-        await asyncio.gather(*(one(d) for d in claimed))
+        updates = await asyncio.gather(*(one(d) for d in claimed))
+        await coll.bulk_write(list(updates), ordered=False)
         return len(claimed)
 
-    async def _deliver(self, doc: dict[str, Any], hook: dict[str, Any] | None) -> None:
-        coll = self.mongo.db[DELIVERIES]
+    async def _deliver(self, doc: dict[str, Any], hook: dict[str, Any] | None) -> dict[str, Any]:
+        """POST one delivery; returns the update for its record."""
         if hook is None:  # deleted after the record was queued
-            await coll.update_one({"_id": doc["_id"]}, {"$set": {"status": "cancelled"}})
-            return
+            return {"$set": {"status": "cancelled"}}
         body = bytes(doc["payload"])
         headers = {
             "Content-Type": "application/json",
@@ -157,4 +146,4 @@ class WebhookDispatcher:
                 }
             }
         update["$push"] = {"log": {"$each": [entry], "$slice": -LOG_KEEP}}
-        await coll.update_one({"_id": doc["_id"]}, update)
+        return update
