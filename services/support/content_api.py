@@ -18,8 +18,8 @@ STAFF = [require_roles("admin", "staff")]
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Body = Annotated[str, msgspec.Meta(min_length=1, max_length=50_000)]
 Category = Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
-PageNo = Annotated[int, Parameter(ge=1, default=1)]
-PageSize = Annotated[int, Parameter(ge=1, le=100, default=20)]
+PageNo = Annotated[int, Parameter(ge=1)]
+PageSize = Annotated[int, Parameter(ge=1, le=100)]
 
 
 class NewAnnouncement(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -80,7 +80,7 @@ class AnnouncementsController(Controller):
     tags = ["announcements"]
 
     @get("/api/v1/announcements", summary="Published announcements, pinned first, newest first")
-    async def list_public(self, runtime: Runtime, page: PageNo, page_size: PageSize) -> dict[str, Any]:
+    async def list_public(self, runtime: Runtime, page: PageNo = 1, page_size: PageSize = 20) -> dict[str, Any]:
         return await _page(
             runtime, ANNOUNCEMENTS, {"published": True}, ANNOUNCEMENT_ORDER, "announcement_id", page, page_size
         )
@@ -93,7 +93,7 @@ class AnnouncementsController(Controller):
         return public_id(doc, "announcement_id")
 
     @get("/api/v1/admin/announcements", guards=STAFF, summary="Every announcement, published or not")
-    async def list_all(self, runtime: Runtime, page: PageNo, page_size: PageSize) -> dict[str, Any]:
+    async def list_all(self, runtime: Runtime, page: PageNo = 1, page_size: PageSize = 20) -> dict[str, Any]:
         return await _page(runtime, ANNOUNCEMENTS, {}, ANNOUNCEMENT_ORDER, "announcement_id", page, page_size)
 
     @post("/api/v1/admin/announcements", guards=STAFF, status_code=201)
@@ -137,7 +137,7 @@ class HelpController(Controller):
 
     @get("/api/v1/help/articles", summary="Published help-center articles, by category and position")
     async def list_public(
-        self, runtime: Runtime, page: PageNo, page_size: PageSize, category: str | None = None
+        self, runtime: Runtime, page: PageNo = 1, page_size: PageSize = 20, category: str | None = None
     ) -> dict[str, Any]:
         query: dict[str, Any] = {"published": True}
         if category:
@@ -152,7 +152,7 @@ class HelpController(Controller):
         return public_id(doc, "article_id")
 
     @get("/api/v1/admin/help/articles", guards=STAFF)
-    async def list_all(self, runtime: Runtime, page: PageNo, page_size: PageSize) -> dict[str, Any]:
+    async def list_all(self, runtime: Runtime, page: PageNo = 1, page_size: PageSize = 20) -> dict[str, Any]:
         return await _page(runtime, HELP_ARTICLES, {}, ARTICLE_ORDER, "article_id", page, page_size)
 
     @post("/api/v1/admin/help/articles", guards=STAFF, status_code=201)

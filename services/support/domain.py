@@ -14,10 +14,11 @@ from urllib.parse import urlsplit
 import msgspec
 
 from shared.contracts.order import OrderStatusChanged
-from shared.contracts.support import PARTNER_EVENT_TYPE, PartnerOrderEvent
+from shared.contracts.support import PARTNER_EVENT_TYPE, PartnerOrderEvent, ResolveAction, TicketKind
 
-TicketKindName = Literal["invalid_key", "not_received", "wrong_amount", "other"]
-ResolveActionName = Literal["reissue", "refund", "reject"]
+# One definition with the events that carry them.
+TicketKindName = TicketKind
+ResolveActionName = ResolveAction
 TicketStatus = Literal["open", "answered", "resolved"]
 # Orders a buyer may open after-sales on, and the ones staff may reissue or refund.
 TICKETABLE_ORDER_STATUSES = frozenset({"paid", "delivering", "delivered", "refunding", "refunded"})

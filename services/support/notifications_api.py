@@ -13,8 +13,8 @@ from shared.contracts.envelope import utcnow
 from shared.errors import not_found
 from shared.runtime import Runtime
 
-PageNo = Annotated[int, Parameter(ge=1, default=1)]
-PageSize = Annotated[int, Parameter(ge=1, le=100, default=20)]
+PageNo = Annotated[int, Parameter(ge=1)]
+PageSize = Annotated[int, Parameter(ge=1, le=100)]
 
 
 def notification_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +36,7 @@ class NotificationsController(Controller):
 
     @get("/api/v1/notifications", summary="Your notifications, newest first")
     async def list_own(
-        self, runtime: Runtime, caller: Caller, page: PageNo, page_size: PageSize, unread: bool = False
+        self, runtime: Runtime, caller: Caller, page: PageNo = 1, page_size: PageSize = 20, unread: bool = False
     ) -> dict[str, Any]:
         query: dict[str, Any] = {"user_id": caller.user_id}
         if unread:

@@ -33,8 +33,8 @@ from shared.messaging.outbox import Tx
 from shared.runtime import Runtime
 
 STAFF = [require_roles("admin", "staff")]
-PageNo = Annotated[int, Parameter(ge=1, default=1)]
-PageSize = Annotated[int, Parameter(ge=1, le=100, default=20)]
+PageNo = Annotated[int, Parameter(ge=1)]
+PageSize = Annotated[int, Parameter(ge=1, le=100)]
 DESCRIPTION_MAX = 5000
 MESSAGE_MAX = 5000
 
@@ -235,7 +235,9 @@ class TicketsController(Controller):
         return {"ticket_id": ticket_id, "status": "open"}
 
     @get("/api/v1/tickets", summary="Your after-sales requests, newest first")
-    async def list_own(self, runtime: Runtime, caller: Caller, page: PageNo, page_size: PageSize) -> dict[str, Any]:
+    async def list_own(
+        self, runtime: Runtime, caller: Caller, page: PageNo = 1, page_size: PageSize = 20
+    ) -> dict[str, Any]:
         skip, limit = page_args(page, page_size)
         query = {"user_id": caller.user_id}
         coll = runtime.mongo.db[TICKETS]
@@ -324,7 +326,7 @@ class StaffTicketsController(Controller):
         summary="The staff queue: urged orders first, then overdue, then by due time",
     )
     async def queue(
-        self, runtime: Runtime, page: PageNo, page_size: PageSize, status: str = "open,answered"
+        self, runtime: Runtime, page: PageNo = 1, page_size: PageSize = 20, status: str = "open,answered"
     ) -> dict[str, Any]:
         statuses = [s for s in status.split(",") if s]
         db = runtime.mongo.db

@@ -19,8 +19,8 @@ from shared.errors import Problem, not_found, validation_problem
 from shared.runtime import Runtime
 
 STAFF = [require_roles("admin", "staff")]
-PageNo = Annotated[int, Parameter(ge=1, default=1)]
-PageSize = Annotated[int, Parameter(ge=1, le=100, default=20)]
+PageNo = Annotated[int, Parameter(ge=1)]
+PageSize = Annotated[int, Parameter(ge=1, le=100)]
 DELIVERY_STATUSES = ("pending", "delivered", "dead", "cancelled")
 
 
@@ -127,8 +127,8 @@ class PartnerWebhooksController(Controller):
         runtime: Runtime,
         caller: Caller,
         webhook_id: str,
-        page: PageNo,
-        page_size: PageSize,
+        page: PageNo = 1,
+        page_size: PageSize = 20,
         status: str | None = None,
     ) -> dict[str, Any]:
         db = runtime.mongo.db
@@ -166,7 +166,7 @@ class StaffWebhooksController(Controller):
 
     @get("/api/v1/admin/webhook-deliveries", summary="Deliveries by status (default: the dead-letter list)")
     async def list_deliveries(
-        self, runtime: Runtime, page: PageNo, page_size: PageSize, status: str = "dead"
+        self, runtime: Runtime, page: PageNo = 1, page_size: PageSize = 20, status: str = "dead"
     ) -> dict[str, Any]:
         if status not in DELIVERY_STATUSES:
             raise validation_problem([{"field": "status", "message": f"one of {', '.join(DELIVERY_STATUSES)}"}])
