@@ -10,8 +10,8 @@ from deploy.stack import free_port
 from shared.config import DEV_JWT_SECRET
 
 BACKEND_SERVICES = ("identity", "wallet", "catalog", "order", "fulfilment", "support")
-# Simulated third parties (dev and tests only): deploy/<name>.py, started before the services.
-SIMULATORS = ("paysim", "suppliersim")
+# Stand-ins for outside systems (dev and tests only): deploy/<name>.py, started before the services.
+SIMULATORS = ("paysim", "suppliersim", "mailsink")
 APP_PROCESSES = (*BACKEND_SERVICES, "gateway")
 ALL_PROCESSES = (*SIMULATORS, *APP_PROCESSES)
 
@@ -37,12 +37,13 @@ def command(name: str) -> list[str]:
 def assign_ports(gateway_port: int | None = None) -> dict[str, int]:
     ports = {name: free_port() for name in (*SIMULATORS, *BACKEND_SERVICES)}
     ports["gateway"] = gateway_port or free_port()
+    ports["mailsink_smtp"] = free_port()
     return ports
 
 
 def process_env(name: str, ports: Mapping[str, int], base: Mapping[str, str]) -> dict[str, str]:
     """The environment of one process: the shared base (infra URLs, secrets) plus its own port
-    and, for the gateway, where every service is."""
+    and where the processes it talks to are."""
     env = dict(base)
     env.update({"HOST": "127.0.0.1", "PORT": str(ports[name]), "OTEL_SERVICE_NAME": name, "PYTHONUNBUFFERED": "1"})
     # Where outside parties (payment provider, supplier) send their callbacks: the public door.
@@ -56,4 +57,8 @@ def process_env(name: str, ports: Mapping[str, int], base: Mapping[str, str]) ->
         # The provider's notifications come back through the public door, like a real provider's.
         env.setdefault("PAYMENT_PROVIDER_URL", f"http://127.0.0.1:{ports['paysim']}")
         env.setdefault("PAYMENT_NOTIFY_BASE_URL", f"http://127.0.0.1:{ports['gateway']}")
+    if name in ("mailsink", "support"):
+        # support sends its emails to the local sink; production sets SMTP_* itself.
+        env.setdefault("SMTP_HOST", "127.0.0.1")
+        env.setdefault("SMTP_PORT", str(ports["mailsink_smtp"]))
     return env

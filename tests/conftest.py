@@ -84,6 +84,11 @@ def platform(base_env: dict[str, str], otlp: Collector) -> Iterator[Platform]:
         "TOPUP_POLL_AFTER_SECONDS": "4",
         "TOPUP_POLL_INTERVAL_SECONDS": "0.5",
         "TOPUP_EXPIRE_AFTER_SECONDS": "12",
+        # Short clocks for support (read by support only), so the SLA flag and webhook
+        # retries show within a test; set from the start because a restart costs a rebalance.
+        "TICKET_SLA_MINUTES": "0.05",  # 3 s
+        "WEBHOOK_BACKOFF_INITIAL_MS": "200",
+        "WEBHOOK_MAX_ATTEMPTS": "4",
     }
     running = Platform(base_env=env, logs_dir=RUN_DIR / "platform")
     try:

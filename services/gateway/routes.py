@@ -28,7 +28,7 @@ ROUTES: list[tuple[str, str]] = [
     (r"admin/orders(/.*)?", "order"),
     # support
     (r"(tickets|announcements|help|partner|notifications)(/.*)?", "support"),
-    (r"admin/(tickets|announcements|help)(/.*)?", "support"),
+    (r"admin/(tickets|announcements|help|urges|webhook-deliveries)(/.*)?", "support"),
 ]
 
 _COMPILED = [(re.compile(pattern + r"/?"), service) for pattern, service in ROUTES]

@@ -6,4 +6,5 @@ from shared.contracts import fulfilment as fulfilment
 from shared.contracts import identity as identity
 from shared.contracts import order as order
 from shared.contracts import platform as platform
+from shared.contracts import support as support
 from shared.contracts import wallet as wallet

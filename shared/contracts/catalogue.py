@@ -13,6 +13,7 @@ from collections import defaultdict
 from shared import contracts  # noqa: F401  (registers every event model)
 from shared.contracts import topics
 from shared.contracts.registry import EventSpec, all_specs, payload_schema
+from shared.contracts.support import PARTNER_EVENT_TYPE, PartnerOrderEvent, partner_event_schema
 
 HEADER = """# Events
 
@@ -37,6 +38,18 @@ order across services). Consumers commit offsets after their transaction; a mess
 be decoded, has an unknown type/version or fails validation goes to `<topic>.dlq` with headers
 `dlq_reason`, `dlq_source_topic`, `dlq_source_partition`, `dlq_source_offset`, `dlq_handler`,
 `dlq_attempts`, `dlq_failed_at` (see docs/operations.md for replay).
+
+The public topic `partner.order-events.v1` is the exception: partners read it, so its values are
+flat JSON without the envelope (last section; guide in docs/partner-events.md). An AsyncAPI 3
+document of every topic is in docs/asyncapi.json (`python -m shared.contracts.asyncapi`).
+"""
+
+PUBLIC_SECTION = """## Public: `partner.order-events.v1`
+
+Written by support's outbox in the transaction that consumed `order.status-changed` of an order
+placed by a partner (`partner_key_id` set); nothing of other customers' orders. Key: the order id
+(one order's events stay in order). Headers: `event_id`, `event_type`. Value: the JSON below, no
+envelope; the same bytes are POSTed to the partner's webhooks with `X-Kameng-Signature`.
 """
 
 
@@ -45,8 +58,11 @@ def render() -> str:
     for spec in all_specs():
         by_topic[spec.topic].append(spec)
     lines = [HEADER, "## Topics", "", "| topic | events | dead-letter topic |", "|---|---|---|"]
+    public = {topics.PARTNER_ORDER_EVENTS: f"`{PARTNER_EVENT_TYPE}` (public schema, no envelope)"}
     for topic in topics.ALL:
-        names = ", ".join(f"`{s.type}` v{s.version}" for s in by_topic.get(topic, [])) or "(none yet)"
+        names = ", ".join(f"`{s.type}` v{s.version}" for s in by_topic.get(topic, [])) or public.get(
+            topic, "(none yet)"
+        )
         lines.append(f"| `{topic}` | {names} | `{topics.dlq(topic)}` |")
     for topic in topics.ALL:
         for spec in by_topic.get(topic, []):
@@ -56,6 +72,9 @@ def render() -> str:
                 lines += ["", doc]
             schema = json.dumps(payload_schema(spec), indent=2, ensure_ascii=False, sort_keys=True)
             lines += ["", "```json", schema, "```"]
+    doc = " ".join((PartnerOrderEvent.__doc__ or "").split())
+    schema = json.dumps(partner_event_schema(), indent=2, ensure_ascii=False, sort_keys=True)
+    lines += ["", PUBLIC_SECTION, doc, "", "```json", schema, "```"]
     return "\n".join(lines) + "\n"
 
 

@@ -100,6 +100,37 @@ def outbox_record(envelope: Envelope, topic: str, *, ts: int, seq: int) -> dict[
     }
 
 
+def public_record(
+    *, event_id: str, topic: str, key: str, type_: str, value: bytes, ts: int, seq: int
+) -> dict[str, Any]:
+    """An outbox document whose value is published as is, without our envelope: for public
+    topics (the partner feed) whose schema outside systems depend on. The relay treats it like
+    any record (same ordering, headers, crash recovery by `event_id`)."""
+    trace: dict[str, str] = {}
+    propagate.inject(trace)
+    return {
+        "_id": event_id,
+        "topic": topic,
+        "key": key,
+        "type": type_,
+        "value": Binary(value),
+        "trace": trace,
+        "created_at": utcnow(),
+        "ts": ts,
+        "seq": seq,
+        "pending": True,
+    }
+
+
+@dataclass(frozen=True)
+class PublicMessage:
+    event_id: str
+    topic: str
+    key: str
+    type: str
+    value: bytes
+
+
 @dataclass
 class Tx:
     """What a unit of work's function gets: the session to pass to every write, and emit()."""
@@ -108,6 +139,7 @@ class Tx:
     session: AsyncIOMotorClientSession
     producer: str
     events: list[tuple[Envelope, str]] = field(default_factory=list)
+    public: list[PublicMessage] = field(default_factory=list)
     post_commit: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
 
     def after_commit(self, action: Callable[[], Awaitable[Any]]) -> None:
@@ -120,6 +152,11 @@ class Tx:
         envelope = build_envelope(payload, producer=self.producer, event_id=event_id)
         self.events.append((envelope, spec_for(type(payload)).topic))
         return envelope
+
+    def emit_public(self, *, topic: str, key: str, value: bytes, event_id: str, type_: str) -> None:
+        """Publish `value` to `topic` exactly as given (no envelope), with this transaction.
+        `event_id` must be unique: it is the outbox id and the `event_id` header."""
+        self.public.append(PublicMessage(event_id=event_id, topic=topic, key=key, type=type_, value=value))
 
 
 class UnitOfWork:
@@ -148,13 +185,23 @@ class UnitOfWork:
                 nonlocal wrote_events
                 tx = Tx(db=self.mongo.db, session=s, producer=self.producer)
                 value = await fn(tx)
-                if tx.events:
+                if tx.events or tx.public:
                     ts = _clock.now()
-                    await self.mongo.db[OUTBOX].insert_many(
-                        [outbox_record(env, topic, ts=ts, seq=i) for i, (env, topic) in enumerate(tx.events)],
-                        session=s,
-                    )
-                wrote_events = bool(tx.events)
+                    records = [outbox_record(env, topic, ts=ts, seq=i) for i, (env, topic) in enumerate(tx.events)]
+                    records += [
+                        public_record(
+                            event_id=m.event_id,
+                            topic=m.topic,
+                            key=m.key,
+                            type_=m.type,
+                            value=m.value,
+                            ts=ts,
+                            seq=len(tx.events) + i,
+                        )
+                        for i, m in enumerate(tx.public)
+                    ]
+                    await self.mongo.db[OUTBOX].insert_many(records, session=s)
+                wrote_events = bool(tx.events or tx.public)
                 post_commit[:] = tx.post_commit  # only the attempt that committed counts
                 return value
 

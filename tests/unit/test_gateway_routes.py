@@ -33,6 +33,11 @@ from services.gateway.routes import owner_of
         ("help/articles", "support"),
         ("partner/webhooks", "support"),
         ("admin/tickets/t1/resolve", "support"),
+        ("admin/urges", "support"),
+        ("admin/urges/o1/handle", "support"),
+        ("admin/webhook-deliveries/d1/replay", "support"),
+        ("admin/help/articles/a1", "support"),
+        ("notifications/n1/read", "support"),
     ],
 )
 def test_owner(path: str, service: str) -> None:
