@@ -10,7 +10,7 @@ from pathlib import Path
 
 from honcho.manager import Manager
 
-from deploy.services import DEV_DEFAULTS, DEV_PROCESSES, assign_ports, command, process_env
+from deploy.services import ALL_PROCESSES, DEV_DEFAULTS, assign_ports, command, process_env
 from deploy.stack import EmbeddedStack, StackError, port_taken, sigterm_as_interrupt
 
 RUN_DIR = Path(".kameng/dev")
@@ -41,7 +41,7 @@ def main() -> int:
             print(f"  admin     {base['KAMENG_ADMIN_EMAIL']} / {base['KAMENG_ADMIN_PASSWORD']}  (dev defaults)")
             print("  Ctrl-C stops everything.\n", flush=True)
             manager = Manager()
-            for name in DEV_PROCESSES:
+            for name in ALL_PROCESSES:
                 manager.add_process(name, " ".join(command(name)), env=process_env(name, ports, base))
             manager.loop()
             return manager.returncode or 0

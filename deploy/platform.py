@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from deploy.services import DEV_PROCESSES, assign_ports, command, process_env
+from deploy.services import ALL_PROCESSES, assign_ports, command, process_env
 from deploy.stack import die_with_parent, log_tail
 
 
@@ -68,7 +68,7 @@ class ServiceProcess:
 class Platform:
     base_env: Mapping[str, str]
     logs_dir: Path
-    names: Iterable[str] = DEV_PROCESSES
+    names: Iterable[str] = ALL_PROCESSES
     ready_timeout: float = 90.0
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
 
