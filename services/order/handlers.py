@@ -16,6 +16,7 @@ from shared.contracts.catalog import SkuChanged
 from shared.contracts.envelope import utcnow
 from shared.contracts.fulfilment import FulfilmentFailed, FulfilmentStarted, FulfilmentSucceeded
 from shared.contracts.identity import UserVerified
+from shared.contracts.support import RefundApproved
 from shared.contracts.wallet import PaymentCaptured, PaymentDeclined, RefundCompleted
 from shared.messaging.consumer import EventRouter, HandlerContext
 
@@ -85,3 +86,14 @@ async def on_fulfilment_failed(event: FulfilmentFailed, ctx: HandlerContext) -> 
 @router.handles(RefundCompleted)
 async def on_refund_completed(event: RefundCompleted, ctx: HandlerContext) -> None:
     await move(ctx.tx, OrderDeps.of(ctx.runtime), event.order_id, Status.REFUNDED, fields={"refunded_at": utcnow()})
+
+
+@router.handles(RefundApproved)
+async def on_after_sales_refund(event: RefundApproved, ctx: HandlerContext) -> None:
+    """Staff approved a refund on a ticket (售后): the order goes to refunding once, and the
+    wallet gives back what was paid (the order's total, whatever the ticket says)."""
+    refunded = await request_refund(
+        ctx.tx, OrderDeps.of(ctx.runtime), event.order_id, f"after-sales refund (ticket {event.ticket_id})"
+    )
+    if not refunded:
+        log.warning("refund approved on ticket %s but order %s cannot be refunded now", event.ticket_id, event.order_id)
