@@ -20,6 +20,8 @@ DEV_DEFAULTS = {
     "JWT_SECRET": DEV_JWT_SECRET,
     # keyid:base64(32 bytes); dev only.
     "KAMENG_VAULT_KEYS": "dev1:ZGV2LW9ubHktdmF1bHQta2V5LTMyLWJ5dGVzLW9rIQ==",
+    # keyid:base64(32 bytes); identity's secrets at rest (API key secrets, TOTP seeds, ID numbers).
+    "IDENTITY_SECRETS_KEY": "dev1:ZGV2LW9ubHktaWRlbnRpdHkta2V5LTMyLWJ5dGVzISE=",
     "LOG_LEVEL": "INFO",
 }
 

@@ -1,5 +1,6 @@
-"""Forwarding a public request to its service: pooled httpx client, timeouts, trace and request-id
-propagation, problem+json when the service is slow (504) or down (503)."""
+"""Forwarding a public request to its service, once the edge has admitted it (edge.py): pooled
+httpx client, timeouts, trace and request-id propagation, problem+json when the service is slow
+(504) or down (503)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import httpx
 from litestar import Request, Response, route
 from litestar.enums import HttpMethod
 
+from services.gateway.edge import Edge
 from services.gateway.routes import owner_of
 from shared.errors import Problem
 
@@ -31,6 +33,9 @@ _DROP_REQUEST = {
     "traceparent",
     "tracestate",
 }
+# Credentials are replaced by what the edge verified: the partner signature headers never reach
+# a service (it gets a token minted for the key's user instead).
+_DROP_EDGE = _DROP_REQUEST | {"authorization", "x-api-key", "x-timestamp", "x-nonce", "x-signature"}
 _DROP_RESPONSE = {
     "connection",
     "keep-alive",
@@ -64,7 +69,12 @@ async def forward(request: Request[Any, Any, Any], path: str) -> Response[bytes]
     settings = request.app.state.settings
     client: httpx.AsyncClient = request.app.state.upstream
     base = settings.upstreams()[service]
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
+    body = await request.body()
+    edge: Edge = request.app.state.edge
+    admitted = await edge.admit(request, relative, body)
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_EDGE}
+    if admitted.authorization:
+        headers["authorization"] = admitted.authorization
     headers["x-request-id"] = request.scope["state"].get("request_id", "")
     headers["x-forwarded-for"] = request.client.host if request.client else ""
     headers["x-forwarded-proto"] = request.url.scheme
@@ -74,7 +84,7 @@ async def forward(request: Request[Any, Any, Any], path: str) -> Response[bytes]
             f"{base}/api/v1/{relative}",
             params=list(request.query_params.multi_items()),
             headers=headers,
-            content=await request.body(),
+            content=body,
         )
     except httpx.TimeoutException as exc:
         log.warning("%s timed out on %s %s: %r", service, request.method, relative, exc)
