@@ -58,7 +58,7 @@ def merge(gateway: dict[str, Any], services: Mapping[str, dict[str, Any]]) -> di
         }
         doc = _rename_refs(doc, renames)
         for name, schema in doc.get("components", {}).get("schemas", {}).items():
-            schemas.setdefault(name, schema)
+            schemas.setdefault(renames.get(name, name), schema)
         for path, item in doc.get("paths", {}).items():
             if path.startswith(PUBLIC_PREFIX):
                 paths[path] = item

@@ -17,8 +17,12 @@ import redis
 from deploy.platform import Platform, ServiceProcess
 from deploy.stack import free_port
 from shared.auth import issue_access_token
-from tests.e2e.identity_kit import assert_problem, gateway, new_account  # noqa: F401  (fixtures)
+from tests.e2e import identity_kit as kit
+from tests.e2e.identity_kit import assert_problem
 from tests.helpers import auth, token_for
+
+# Fixtures shared by the identity and gateway tests.
+gateway = kit.gateway
 
 
 def test_bearer_tokens_are_verified_at_the_edge(gateway: httpx.Client) -> None:
@@ -157,7 +161,9 @@ def test_rate_limits_per_user_and_per_ip(strict_gateway: str) -> None:
 
 
 def test_request_size_limit(strict_gateway: str) -> None:
-    r = httpx.post(strict_gateway + "/api/v1/auth/login", content=b"x" * 4096, headers={"content-type": "application/json"})
+    r = httpx.post(
+        strict_gateway + "/api/v1/auth/login", content=b"x" * 4096, headers={"content-type": "application/json"}
+    )
     assert_problem(r, 413)
 
 

@@ -10,7 +10,11 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.identity_kit import gateway  # noqa: F401  (fixture)
+from tests.e2e import identity_kit as kit
+
+# Fixtures shared by the identity and gateway tests.
+gateway = kit.gateway
+
 
 # (method, path, takes a JSON body, success status)
 HEALTH = [("get", "/health/live", False, "200"), ("get", "/health/ready", False, "200")]

@@ -11,22 +11,25 @@ import jwt
 from deploy.platform import Platform
 from services.identity.lockout import _keys, _subject
 from shared.config import DEV_JWT_SECRET
-from tests.e2e.identity_kit import (  # noqa: F401  (fixtures)
+from tests.e2e import identity_kit as kit
+from tests.e2e.identity_kit import (
     PASSWORD,
     admin_headers,
     assert_problem,
-    gateway,
     id_number,
-    identity_db,
     login,
     new_account,
     outbox_events,
-    redis_db,
     register,
     unique_email,
     unique_phone,
 )
 from tests.helpers import wait_until
+
+# Fixtures shared by the identity and gateway tests.
+gateway = kit.gateway
+identity_db = kit.identity_db
+redis_db = kit.redis_db
 
 
 def test_register_by_email_or_phone_and_duplicates(gateway: httpx.Client, identity_db: Any) -> None:
@@ -45,7 +48,9 @@ def test_register_by_email_or_phone_and_duplicates(gateway: httpx.Client, identi
 
     event = outbox_events(identity_db, "identity.user-registered", user_id)
     assert len(event) == 1
-    wait_until(lambda: identity_db.outbox.find_one({"_id": event[0]["_id"], "sent_at": {"$exists": True}}), message="relayed")
+    wait_until(
+        lambda: identity_db.outbox.find_one({"_id": event[0]["_id"], "sent_at": {"$exists": True}}), message="relayed"
+    )
 
 
 def test_register_refuses_bad_input_and_changes_nothing(gateway: httpx.Client, identity_db: Any) -> None:
@@ -176,7 +181,9 @@ def test_real_name_verification(gateway: httpx.Client, identity_db: Any) -> None
     )
     assert problem["errors"][0]["field"] == "id_number"
     future = id_number(birth="21990101")
-    assert_problem(gateway.post("/api/v1/me/real-name", json={"name": "张三", "id_number": future}, headers=headers), 422)
+    assert_problem(
+        gateway.post("/api/v1/me/real-name", json={"name": "张三", "id_number": future}, headers=headers), 422
+    )
     assert gateway.get("/api/v1/me", headers=headers).json()["real_name_verified"] is False
 
     r = gateway.post("/api/v1/me/real-name", json={"name": "张三", "id_number": number.lower()}, headers=headers)

@@ -11,15 +11,18 @@ from typing import Any
 import httpx
 import pyotp
 
-from tests.e2e.identity_kit import (  # noqa: F401  (fixtures)
+from tests.e2e import identity_kit as kit
+from tests.e2e.identity_kit import (
     assert_problem,
-    gateway,
-    identity_db,
     login,
     new_account,
     outbox_events,
     signed_headers,
 )
+
+# Fixtures shared by the identity and gateway tests.
+gateway = kit.gateway
+identity_db = kit.identity_db
 
 
 def test_totp_enable_login_and_disable(gateway: httpx.Client) -> None:
@@ -27,7 +30,9 @@ def test_totp_enable_login_and_disable(gateway: httpx.Client) -> None:
     setup = gateway.post("/api/v1/me/totp", headers=headers)
     assert setup.status_code == 200, setup.text
     secret = setup.json()["secret"]
-    assert setup.json()["otpauth_uri"].startswith("otpauth://totp/") and f"secret={secret}" in setup.json()["otpauth_uri"]
+    assert (
+        setup.json()["otpauth_uri"].startswith("otpauth://totp/") and f"secret={secret}" in setup.json()["otpauth_uri"]
+    )
     totp = pyotp.TOTP(secret)
 
     assert_problem(gateway.post("/api/v1/me/totp/verify", json={"code": "123"}, headers=headers), 422)
@@ -77,7 +82,10 @@ def test_api_keys_sign_partner_requests(gateway: httpx.Client, identity_db: Any)
     r = gateway.post(
         "/api/v1/me/real-name",
         content=body,
-        headers={"content-type": "application/json", **signed_headers(key_id, secret, "POST", "/api/v1/me/real-name", body)},
+        headers={
+            "content-type": "application/json",
+            **signed_headers(key_id, secret, "POST", "/api/v1/me/real-name", body),
+        },
     )
     # Signed and admitted, but a partner key may not manage the account's own credentials.
     assert_problem(r, 403, "not-for-api-keys")
@@ -94,8 +102,9 @@ def test_bad_signatures_replays_and_stale_timestamps_are_refused(gateway: httpx.
     bad = signed_headers(key_id, "sk_not-the-secret", "GET", path)
     assert_problem(gateway.get(path, headers=bad), 401, "invalid-signature")
     unknown = signed_headers("ak_" + "0" * 24, secret, "GET", path)
-    assert assert_problem(gateway.get(path, headers=unknown), 401, "invalid-signature")["detail"] == (
-        assert_problem(gateway.get(path, headers=bad), 401)["detail"]
+    assert (
+        assert_problem(gateway.get(path, headers=unknown), 401, "invalid-signature")["detail"]
+        == (assert_problem(gateway.get(path, headers=bad), 401)["detail"])
     )
     wrong_path = signed_headers(key_id, secret, "GET", "/api/v1/me/api-keys")
     assert_problem(gateway.get(path, headers=wrong_path), 401, "invalid-signature")
