@@ -134,6 +134,11 @@ class AuthController(IdentityController):
                 await kit.guard.failed(login, ip)
                 raise invalid_credentials("the two-factor code is wrong or was already used", "invalid-totp")
         await kit.guard.succeeded(login)
+        if kit.passwords.needs_rehash(user["password_hash"]):
+            new_hash = await kit.passwords.hash(data.password)
+            await kit.db[USERS].update_one(
+                {"_id": user["_id"], "password_hash": user["password_hash"]}, {"$set": {"password_hash": new_hash}}
+            )
         return await issue_pair(kit, user, family_id=None)
 
     @post("/refresh", status_code=200, summary="Exchange a refresh token for a new pair (the old one is used up)")

@@ -27,6 +27,9 @@ class Passwords:
     async def verify(self, stored: str | None, password: str) -> bool:
         return await asyncio.to_thread(self._verify, stored, password)
 
+    def needs_rehash(self, stored: str) -> bool:
+        return self._hasher.check_needs_rehash(stored)
+
     def _verify(self, stored: str | None, password: str) -> bool:
         try:
             return self._hasher.verify(stored or self._dummy, password) and stored is not None
