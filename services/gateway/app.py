@@ -17,6 +17,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from services.gateway.apikeys import ApiKeyDirectory
 from services.gateway.docs import DocsController
 from services.gateway.edge import Edge
+from services.gateway.idempotency import Idempotency
 from services.gateway.openapi import OpenApiDocument
 from services.gateway.proxy import create_upstream_client, forward
 from services.gateway.settings import GatewaySettings
@@ -106,5 +107,8 @@ def create_app(settings: GatewaySettings | None = None, *, telemetry: Telemetry 
     app.state.redis = redis
     app.state.upstream = upstream
     app.state.edge = Edge(settings, redis, keys)
+    app.state.idempotency = Idempotency(
+        redis, ttl_seconds=settings.idempotency_ttl_seconds, pending_seconds=settings.idempotency_pending_seconds
+    )
     app.state.openapi_document = OpenApiDocument(upstream, settings.upstreams(), settings.openapi_cache_seconds)
     return app

@@ -12,6 +12,8 @@ from litestar import Request, Response, route
 from litestar.enums import HttpMethod
 
 from services.gateway.edge import Edge
+from services.gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
+from services.gateway.idempotency import REPLAYED_HEADER, Claim, Idempotency, Stored, fingerprint
 from services.gateway.routes import owner_of
 from shared.errors import Problem
 
@@ -78,10 +80,53 @@ async def forward(request: Request[Any, Any, Any], path: str) -> Response[bytes]
     headers["x-request-id"] = request.scope["state"].get("request_id", "")
     headers["x-forwarded-for"] = request.client.host if request.client else ""
     headers["x-forwarded-proto"] = request.url.scheme
+    claim: Claim | None = None
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None and request.method == "POST":
+        idempotency: Idempotency = request.app.state.idempotency
+        owner = admitted.caller.user_id if admitted.caller else "ip:" + (request.client.host if request.client else "")
+        found = await idempotency.begin(
+            owner, key, fingerprint(request.method, request.url.path, request.url.query, body)
+        )
+        if isinstance(found, Stored):
+            return Response(
+                content=found.body,
+                status_code=found.status,
+                headers={REPLAYED_HEADER: "true"},
+                media_type=found.content_type,
+            )
+        claim = found
     try:
-        upstream = await client.request(
+        upstream = await _send(client, request, f"{base}/api/v1/{relative}", headers, body, service, relative)
+    except BaseException:
+        if claim is not None:
+            await request.app.state.idempotency.abandon(claim)
+        raise
+    if claim is not None:
+        await request.app.state.idempotency.finish(
+            claim, upstream.status_code, upstream.headers.get("content-type"), upstream.content
+        )
+    return Response(
+        content=upstream.content,
+        status_code=upstream.status_code,
+        headers={k: v for k, v in upstream.headers.items() if k.lower() not in _DROP_RESPONSE},
+        media_type=upstream.headers.get("content-type"),
+    )
+
+
+async def _send(
+    client: httpx.AsyncClient,
+    request: Request[Any, Any, Any],
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    service: str,
+    relative: str,
+) -> httpx.Response:
+    try:
+        return await client.request(
             request.method,
-            f"{base}/api/v1/{relative}",
+            url,
             params=list(request.query_params.multi_items()),
             headers=headers,
             content=body,
@@ -100,9 +145,3 @@ async def forward(request: Request[Any, Any, Any], path: str) -> Response[bytes]
             f"the {service} service is not reachable",
             headers={"Retry-After": "5"},
         ) from exc
-    return Response(
-        content=upstream.content,
-        status_code=upstream.status_code,
-        headers={k: v for k, v in upstream.headers.items() if k.lower() not in _DROP_RESPONSE},
-        media_type=upstream.headers.get("content-type"),
-    )

@@ -39,6 +39,11 @@ class GatewaySettings(ServiceSettings):
 
     openapi_cache_seconds: float = 60.0
 
+    # Idempotency-Key on POST: responses kept this long; a request in flight holds its key for
+    # at most `pending` seconds (longer than the upstream timeout).
+    idempotency_ttl_seconds: int = 24 * 3600
+    idempotency_pending_seconds: int = 60
+
     def upstreams(self) -> dict[str, str]:
         return {
             "identity": self.identity_url,

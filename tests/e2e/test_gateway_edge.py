@@ -185,3 +185,42 @@ def test_a_hung_service_is_504_problem(strict_gateway: str) -> None:
     r = httpx.get(strict_gateway + "/api/v1/help/articles", timeout=10)
     body = assert_problem(r, 504, "upstream-timeout")
     assert "support" in body["detail"] and time.monotonic() - started < 5
+
+
+def test_idempotency_key_replays_the_first_response(gateway: httpx.Client) -> None:
+    _, _, headers = kit.new_account(gateway)
+    key = {"Idempotency-Key": "create-key-1"}
+    first = gateway.post("/api/v1/me/api-keys", json={"name": "erp"}, headers={**headers, **key})
+    again = gateway.post("/api/v1/me/api-keys", json={"name": "erp"}, headers={**headers, **key})
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert len(gateway.get("/api/v1/me/api-keys", headers=headers).json()) == 1  # created once
+    # Same key, another body: refused, nothing created.
+    assert_problem(
+        gateway.post("/api/v1/me/api-keys", json={"name": "other"}, headers={**headers, **key}),
+        422,
+        "idempotency-key-reused",
+    )
+    assert len(gateway.get("/api/v1/me/api-keys", headers=headers).json()) == 1
+    # Keys belong to their caller: another user's identical key is a new request.
+    _, _, other = kit.new_account(gateway)
+    r = gateway.post("/api/v1/me/api-keys", json={"name": "erp"}, headers={**other, **key})
+    assert r.status_code == 201 and r.json()["key_id"] != first.json()["key_id"]
+
+
+def test_idempotency_key_in_flight_and_after_a_failure(strict_gateway: str) -> None:
+    headers = {**auth(), "Idempotency-Key": "ticket-1"}
+    body = {"order_id": "o1", "kind": "invalid-key", "description": "x"}
+    results: list[httpx.Response] = []
+    slow = threading.Thread(
+        target=lambda: results.append(httpx.post(strict_gateway + "/api/v1/tickets", json=body, headers=headers))
+    )
+    slow.start()
+    time.sleep(0.4)
+    assert_problem(httpx.post(strict_gateway + "/api/v1/tickets", json=body, headers=headers), 409)
+    slow.join()
+    assert_problem(results[0], 504)
+    # A failed attempt is not kept: the retry reaches the service again (and times out again).
+    retry = httpx.post(strict_gateway + "/api/v1/tickets", json=body, headers=headers)
+    assert_problem(retry, 504)
+    assert "idempotent-replayed" not in retry.headers
