@@ -116,7 +116,7 @@ def strict_process(platform: Platform, hung: _Silent) -> Iterator[tuple[str, str
         last = ""
         while True:
             try:
-                r = httpx.get(f"{process.url}/health/live")
+                r = httpx.get(f"{process.url}/health/ready?scope=edge")
                 if r.status_code == 200:
                     break
                 last = r.text
@@ -224,3 +224,12 @@ def test_idempotency_key_in_flight_and_after_a_failure(strict_gateway: str) -> N
     retry = httpx.post(strict_gateway + "/api/v1/tickets", json=body, headers=headers)
     assert_problem(retry, 504)
     assert "idempotent-replayed" not in retry.headers
+
+
+def test_edge_readiness_ignores_the_services(strict_gateway: str) -> None:
+    # Its support upstream never answers: the platform view says so, the edge view (what the
+    # gateway's k8s readiness probe uses) only looks at the gateway's own Redis.
+    platform_view = httpx.get(strict_gateway + "/health/ready", timeout=10)
+    assert platform_view.status_code == 503 and platform_view.json()["checks"]["support"] == "timeout"
+    edge = httpx.get(strict_gateway + "/health/ready?scope=edge", timeout=10)
+    assert edge.status_code == 200 and edge.json()["checks"] == {"redis": "ok"}
