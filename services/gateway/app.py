@@ -108,7 +108,10 @@ def create_app(settings: GatewaySettings | None = None, *, telemetry: Telemetry 
     app.state.upstream = upstream
     app.state.edge = Edge(settings, redis, keys)
     app.state.idempotency = Idempotency(
-        redis, ttl_seconds=settings.idempotency_ttl_seconds, pending_seconds=settings.idempotency_pending_seconds
+        redis,
+        secret=settings.jwt_secret.get_secret_value(),
+        ttl_seconds=settings.idempotency_ttl_seconds,
+        pending_seconds=settings.idempotency_pending_seconds,
     )
     app.state.openapi_document = OpenApiDocument(upstream, settings.upstreams(), settings.openapi_cache_seconds)
     return app

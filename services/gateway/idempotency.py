@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,13 +42,25 @@ class Stored:
     body: bytes
 
 
-def fingerprint(method: str, path: str, query: str, body: bytes) -> str:
-    return hashlib.sha256(b"\n".join([method.upper().encode(), path.encode(), query.encode(), body])).hexdigest()
+# Responses that carry credentials (tokens, a new API key's secret, a TOTP seed) are never kept in
+# Redis: for these routes the key is passed on to the service without edge memory.
+_CREDENTIAL_RESPONSES = re.compile(r"/api/v1/(auth/(login|refresh)|me/api-keys|me/totp)/?")
+
+
+def applies_to(method: str, path: str) -> bool:
+    return method.upper() == "POST" and not _CREDENTIAL_RESPONSES.fullmatch(path)
+
+
+def fingerprint(secret: bytes, method: str, path: str, query: str, body: bytes) -> str:
+    """Keyed, because a body may hold a password: a plain hash of it in Redis could be guessed."""
+    message = b"\n".join([method.upper().encode(), path.encode(), query.encode(), body])
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
 class Idempotency:
-    def __init__(self, redis: Redis, *, ttl_seconds: int, pending_seconds: int) -> None:
+    def __init__(self, redis: Redis, *, secret: str, ttl_seconds: int, pending_seconds: int) -> None:
         self.redis = redis
+        self.secret = hashlib.sha256(b"kameng-idempotency\n" + secret.encode()).digest()
         self.ttl = ttl_seconds
         self.pending = pending_seconds
 

@@ -13,7 +13,7 @@ from litestar.enums import HttpMethod
 
 from services.gateway.edge import Edge
 from services.gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
-from services.gateway.idempotency import REPLAYED_HEADER, Claim, Idempotency, Stored, fingerprint
+from services.gateway.idempotency import REPLAYED_HEADER, Claim, Idempotency, Stored, applies_to, fingerprint
 from services.gateway.routes import owner_of
 from shared.errors import Problem
 
@@ -82,11 +82,11 @@ async def forward(request: Request[Any, Any, Any], path: str) -> Response[bytes]
     headers["x-forwarded-proto"] = request.url.scheme
     claim: Claim | None = None
     key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is not None and request.method == "POST":
+    if key is not None and applies_to(request.method, request.url.path):
         idempotency: Idempotency = request.app.state.idempotency
         owner = admitted.caller.user_id if admitted.caller else "ip:" + (request.client.host if request.client else "")
         found = await idempotency.begin(
-            owner, key, fingerprint(request.method, request.url.path, request.url.query, body)
+            owner, key, fingerprint(idempotency.secret, request.method, request.url.path, request.url.query, body)
         )
         if isinstance(found, Stored):
             return Response(

@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +24,8 @@ from tests.helpers import auth, token_for
 
 # Fixtures shared by the identity and gateway tests.
 gateway = kit.gateway
+identity_db = kit.identity_db
+redis_db = kit.redis_db
 
 
 def test_bearer_tokens_are_verified_at_the_edge(gateway: httpx.Client) -> None:
@@ -187,25 +190,39 @@ def test_a_hung_service_is_504_problem(strict_gateway: str) -> None:
     assert "support" in body["detail"] and time.monotonic() - started < 5
 
 
-def test_idempotency_key_replays_the_first_response(gateway: httpx.Client) -> None:
-    _, _, headers = kit.new_account(gateway)
-    key = {"Idempotency-Key": "create-key-1"}
-    first = gateway.post("/api/v1/me/api-keys", json={"name": "erp"}, headers={**headers, **key})
-    again = gateway.post("/api/v1/me/api-keys", json={"name": "erp"}, headers={**headers, **key})
-    assert first.status_code == again.status_code == 201
+def test_idempotency_key_replays_the_first_response(gateway: httpx.Client, identity_db: Any) -> None:
+    email = kit.unique_email()
+    key = {"Idempotency-Key": kit.new_id()}
+    body = {"email": email, "password": kit.PASSWORD}
+    first = gateway.post("/api/v1/auth/register", json=body, headers=key)
+    again = gateway.post("/api/v1/auth/register", json=body, headers=key)
+    assert first.status_code == again.status_code == 201, first.text
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
-    assert len(gateway.get("/api/v1/me/api-keys", headers=headers).json()) == 1  # created once
+    assert identity_db.users.count_documents({"email": email}) == 1
     # Same key, another body: refused, nothing created.
-    assert_problem(
-        gateway.post("/api/v1/me/api-keys", json={"name": "other"}, headers={**headers, **key}),
-        422,
-        "idempotency-key-reused",
-    )
-    assert len(gateway.get("/api/v1/me/api-keys", headers=headers).json()) == 1
-    # Keys belong to their caller: another user's identical key is a new request.
-    _, _, other = kit.new_account(gateway)
-    r = gateway.post("/api/v1/me/api-keys", json={"name": "erp"}, headers={**other, **key})
-    assert r.status_code == 201 and r.json()["key_id"] != first.json()["key_id"]
+    other_email = kit.unique_email()
+    r = gateway.post("/api/v1/auth/register", json={**body, "email": other_email}, headers=key)
+    assert_problem(r, 422, "idempotency-key-reused")
+    assert identity_db.users.count_documents({"email": other_email}) == 0
+
+
+def test_idempotency_keys_belong_to_their_caller(gateway: httpx.Client) -> None:
+    key = {"Idempotency-Key": kit.new_id()}
+    for _ in range(2):
+        _, _, headers = kit.new_account(gateway)
+        r = gateway.post("/api/v1/me/email", json={"email": kit.unique_email()}, headers={**headers, **key})
+        assert r.status_code == 202 and "idempotent-replayed" not in r.headers, r.text
+
+
+def test_credentials_are_never_kept_for_replay(gateway: httpx.Client, redis_db: Any) -> None:
+    _, _, headers = kit.new_account(gateway)
+    key = {"Idempotency-Key": kit.new_id()}
+    first = gateway.post("/api/v1/me/api-keys", json={"name": "erp"}, headers={**headers, **key})
+    second = gateway.post("/api/v1/me/api-keys", json={"name": "erp"}, headers={**headers, **key})
+    assert first.status_code == second.status_code == 201
+    assert first.json()["key_id"] != second.json()["key_id"]  # no secret was stored to replay
+    secret = first.json()["secret"].encode()
+    assert not any(secret in (redis_db.get(k) or b"") for k in redis_db.scan_iter("idem:*"))
 
 
 def test_idempotency_key_in_flight_and_after_a_failure(strict_gateway: str) -> None:
