@@ -26,7 +26,7 @@ class IdentitySettings(ServiceSettings):
     # the window; reaching the limit locks for base seconds, doubling per lock in a row.
     login_failure_window_seconds: int = 900
     login_max_failures_per_account: int = 5
-    login_max_failures_per_ip: int = 50
+    login_max_failures_per_ip: int = 100
     login_lock_base_seconds: int = 60
     login_lock_max_seconds: int = 3600
 

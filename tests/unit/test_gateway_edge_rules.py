@@ -96,3 +96,18 @@ def test_openapi_merge_keeps_public_paths_and_separates_clashing_schemas() -> No
     assert "balance_cents" in doc["components"]["schemas"][wal.rsplit("/", 1)[1]]["properties"]
     assert "user_id" in doc["components"]["schemas"][me.rsplit("/", 1)[1]]["properties"]
     assert gateway["paths"] == {"/health/live": {"get": {}}}  # inputs untouched
+
+
+def test_idempotency_scope_and_fingerprint() -> None:
+    from services.gateway.idempotency import applies_to, fingerprint
+
+    assert applies_to("POST", "/api/v1/orders")
+    assert applies_to("POST", "/api/v1/auth/register")
+    assert not applies_to("GET", "/api/v1/orders")
+    for credential_route in ("/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/me/api-keys", "/api/v1/me/totp"):
+        assert not applies_to("POST", credential_route)
+    a = fingerprint(b"k", "POST", "/api/v1/orders", "", b'{"q":1}')
+    assert a == fingerprint(b"k", "post", "/api/v1/orders", "", b'{"q":1}')
+    assert a != fingerprint(b"k", "POST", "/api/v1/orders", "", b'{"q":2}')
+    assert a != fingerprint(b"k", "POST", "/api/v1/orders", "x=1", b'{"q":1}')
+    assert a != fingerprint(b"other", "POST", "/api/v1/orders", "", b'{"q":1}')
