@@ -304,3 +304,33 @@ def test_bootstrap_admin_exists_once(gateway: httpx.Client, identity_db: Any) ->
     admin = gateway.get("/api/v1/me", headers=admin_headers(gateway)).json()
     assert set(admin["roles"]) >= {"admin", "staff"}
     assert identity_db.users.count_documents({"email": admin["email"]}) == 1
+
+
+def _concurrently(n: int, call: Any) -> list[httpx.Response]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: call(), range(n)))
+
+
+def test_concurrent_duplicates_create_one_account_and_one_refresh(platform: Platform, identity_db: Any) -> None:
+    email = unique_email()
+
+    def register_once() -> httpx.Response:
+        return httpx.post(
+            platform.gateway_url + "/api/v1/auth/register", json={"email": email, "password": PASSWORD}, timeout=30
+        )
+
+    statuses = sorted(r.status_code for r in _concurrently(6, register_once))
+    assert statuses == [201] + [409] * 5, statuses
+    assert identity_db.users.count_documents({"email": email}) == 1
+
+    with httpx.Client(base_url=platform.gateway_url, timeout=30) as client:
+        token = login(client, email)["refresh_token"]
+
+    def refresh_once() -> httpx.Response:
+        return httpx.post(platform.gateway_url + "/api/v1/auth/refresh", json={"refresh_token": token}, timeout=30)
+
+    statuses = sorted(r.status_code for r in _concurrently(5, refresh_once))
+    # One rotation wins; the others present a used token, which also revokes the family.
+    assert statuses == [200, 401, 401, 401, 401], statuses
