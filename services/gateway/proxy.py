@@ -53,7 +53,11 @@ _DROP_RESPONSE = {
 def create_upstream_client(max_connections: int, timeout: float, connect_timeout: float) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout, connect=connect_timeout),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        # Idle connections are dropped well before uvicorn closes them (5 s), so a request is not
+        # sent on a connection the service is closing at that moment (a ReadError, seen as 503).
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=2.0
+        ),
         follow_redirects=False,
     )
 
@@ -123,14 +127,21 @@ async def _send(
     service: str,
     relative: str,
 ) -> httpx.Response:
-    try:
+    async def send() -> httpx.Response:
         return await client.request(
-            request.method,
-            url,
-            params=list(request.query_params.multi_items()),
-            headers=headers,
-            content=body,
+            request.method, url, params=list(request.query_params.multi_items()), headers=headers, content=body
         )
+
+    try:
+        try:
+            return await send()
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            # A pooled connection the service had just closed. Safe to send once more only when
+            # the method has no effect; other methods are answered 503 (clients retry with their
+            # Idempotency-Key).
+            if request.method not in ("GET", "HEAD"):
+                raise
+            return await send()
     except httpx.TimeoutException as exc:
         log.warning("%s timed out on %s %s: %r", service, request.method, relative, exc)
         raise Problem(
