@@ -162,18 +162,19 @@ def test_repeated_failures_lock_the_account_for_a_growing_period(gateway: httpx.
 
 
 def test_failures_from_one_address_lock_that_address(platform: Platform, gateway: httpx.Client) -> None:
-    # Straight to identity with a made-up client address (the gateway sets X-Forwarded-For from the
-    # real peer, so through it every test would share 127.0.0.1 and lock the rest of the suite).
+    # The client address is made up: the test runs on 127.0.0.1, which uvicorn trusts as a proxy
+    # (FORWARDED_ALLOW_IPS), so the gateway takes the address from X-Forwarded-For and passes it
+    # on. Locking 127.0.0.1 itself would lock the rest of the suite out.
     ip = "203.0.113.77"
-    with httpx.Client(base_url=platform.url("identity"), timeout=30, headers={"X-Forwarded-For": ip}) as identity:
+    with httpx.Client(base_url=platform.gateway_url, timeout=30, headers={"X-Forwarded-For": ip}) as client:
         statuses = [
-            identity.post("/api/v1/auth/login", json={"login": unique_email(), "password": "guess guess"}).status_code
+            client.post("/api/v1/auth/login", json={"login": unique_email(), "password": "guess guess"}).status_code
             for _ in range(100)
         ]
         assert statuses[:99] == [401] * 99 and statuses[99] == 429
         email = unique_email()
         register(gateway, email=email)
-        r = identity.post("/api/v1/auth/login", json={"login": email, "password": PASSWORD})
+        r = client.post("/api/v1/auth/login", json={"login": email, "password": PASSWORD})
         assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
     login(gateway, email)  # other addresses are not affected
 
