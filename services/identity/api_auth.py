@@ -144,7 +144,9 @@ class AuthController(IdentityController):
     @post("/refresh", status_code=200, summary="Exchange a refresh token for a new pair (the old one is used up)")
     async def refresh(self, kit: Kit, data: JSONBody[RefreshRequest]) -> TokenPair:
         try:
-            record = await tokens.use_refresh_token(kit.db, data.refresh_token)
+            record = await tokens.use_refresh_token(
+                kit.db, data.refresh_token, on_family_revoked=lambda jtis: deny_access_tokens(kit, jtis)
+            )
         except tokens.RefreshRejected as exc:
             raise invalid_credentials(str(exc), "invalid-refresh-token") from exc
         user: dict[str, Any] | None = await kit.db[USERS].find_one({"_id": record["user_id"]}, {"roles": 1, "level": 1})
@@ -162,11 +164,22 @@ class AuthController(IdentityController):
             found = await tokens.family_of_refresh_token(kit.db, data.refresh_token)
             if found and found[1] == caller.user_id:
                 families.add(found[0])
+        jtis = {caller.token_id}
         for family_id in families:
-            await tokens.revoke_family(kit.db, family_id)
-        remaining = caller.expires_at - int(time.time())
-        if remaining > 0:
-            await kit.runtime.redis.set(denied_access_token_key(caller.token_id), "1", ex=remaining + 10)
+            jtis.update(await tokens.revoke_family(kit.db, family_id))
+        await deny_access_tokens(kit, sorted(jtis))
+
+
+async def deny_access_tokens(kit: Kit, jtis: list[str]) -> None:
+    """List access tokens at the gateway until they would have expired anyway. The exact expiry
+    of older ones is not stored, so each is listed for a full access-token life (plus leeway)."""
+    if not jtis:
+        return
+    ttl = kit.settings.access_token_ttl_seconds + 10
+    async with kit.runtime.redis.pipeline(transaction=False) as pipe:
+        for jti in jtis:
+            pipe.set(denied_access_token_key(jti), "1", ex=ttl)
+        await pipe.execute()
 
 
 async def claim_totp_step(kit: Kit, user_id: str, step: int) -> bool:

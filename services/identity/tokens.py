@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,7 +56,9 @@ class RefreshRejected(Exception):
         self.family_revoked = family_revoked
 
 
-async def use_refresh_token(db: AsyncIOMotorDatabase[Any], token: str) -> dict[str, Any]:
+async def use_refresh_token(
+    db: AsyncIOMotorDatabase[Any], token: str, *, on_family_revoked: Callable[[list[str]], Awaitable[None]]
+) -> dict[str, Any]:
     """Mark the token used (atomically: of two concurrent refreshes only one wins) and return
     its record; RefreshRejected when unknown, expired, revoked or already used (then the family
     is revoked)."""
@@ -72,15 +75,19 @@ async def use_refresh_token(db: AsyncIOMotorDatabase[Any], token: str) -> dict[s
     if known is None:
         raise RefreshRejected("the refresh token is not valid")
     if known.get("used_at") is not None:
-        await revoke_family(db, known["family_id"])
+        await on_family_revoked(await revoke_family(db, known["family_id"]))
         raise RefreshRejected("the refresh token was already used; every session of it is revoked", family_revoked=True)
     raise RefreshRejected("the refresh token has expired or was revoked")
 
 
-async def revoke_family(db: AsyncIOMotorDatabase[Any], family_id: str) -> None:
+async def revoke_family(db: AsyncIOMotorDatabase[Any], family_id: str) -> list[str]:
+    """Revoke every refresh token of the family; returns the `jti`s of the access tokens issued
+    with them, so the caller can deny those at the gateway too."""
     await db[REFRESH_TOKENS].update_many(
         {"family_id": family_id, "revoked_at": None}, {"$set": {"revoked_at": datetime.now(UTC)}}
     )
+    docs = db[REFRESH_TOKENS].find({"family_id": family_id}, {"access_jti": 1})
+    return [d["access_jti"] async for d in docs if d.get("access_jti")]
 
 
 async def family_of_access_token(db: AsyncIOMotorDatabase[Any], jti: str) -> str | None:

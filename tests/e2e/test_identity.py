@@ -115,13 +115,19 @@ def test_refresh_rotates_and_reuse_revokes_the_family(gateway: httpx.Client) -> 
     second = r.json()
     assert second["refresh_token"] != first["refresh_token"] and second["access_token"]
     third = gateway.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]}).json()
+    latest = {"Authorization": f"Bearer {third['access_token']}"}
+    assert gateway.get("/api/v1/me", headers=latest).status_code == 200
 
     # The stolen first token comes back: refused, and the whole family with it.
     assert_problem(gateway.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}), 401)
     assert_problem(gateway.post("/api/v1/auth/refresh", json={"refresh_token": third["refresh_token"]}), 401)
+    # ...and the access tokens issued in that family stop working at the gateway at once.
+    for pair in (first, second, third):
+        assert_problem(gateway.get("/api/v1/me", headers={"Authorization": f"Bearer {pair['access_token']}"}), 401)
     assert_problem(gateway.post("/api/v1/auth/refresh", json={"refresh_token": "rt_made-up"}), 401)
     # Another session (its own family) is untouched.
     other = login(gateway, email)
+    assert gateway.get("/api/v1/me", headers={"Authorization": f"Bearer {other['access_token']}"}).status_code == 200
     assert gateway.post("/api/v1/auth/refresh", json={"refresh_token": other["refresh_token"]}).status_code == 200
 
 
