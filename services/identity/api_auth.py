@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.identity import tokens
 from services.identity.domain import normalize_email, normalize_phone, password_problems, totp_step
-from services.identity.kit import IdentityController, Kit, client_ip, field_error
+from services.identity.kit import IdentityController, Kit, client_ip
 from services.identity.store import USERS, login_filter
 from services.identity.views import (
     LoginRequest,
@@ -188,6 +188,3 @@ async def claim_totp_step(kit: Kit, user_id: str, step: int) -> bool:
         {"$set": {"totp.last_step": step}},
     )
     return result.modified_count == 1
-
-
-__all__ = ["AuthController", "claim_totp_step", "create_user", "field_error", "normalize_login"]
