@@ -105,9 +105,12 @@ class Edge:
             raise signature_refused("invalid-signature", bad_nonce)
         key_id = headers["x-api-key"]
         key = await self.keys.get(key_id)
-        path = request.url.path
+        # The path as the partner sent it (percent-encoded) and as decoded, each with and without
+        # the query string: whichever form the partner signed, the same request verifies.
+        raw = request.scope.get("raw_path")
+        forms = {request.url.path, raw.decode("latin-1") if isinstance(raw, bytes) else request.url.path}
         query = request.url.query
-        paths = [path, f"{path}?{query}"] if query else [path]
+        paths = sorted(forms | ({f"{p}?{query}" for p in forms} if query else set()))
         if key is None or not signing.signature_matches(
             key.secret,
             headers["x-signature"],

@@ -2,7 +2,7 @@
 
     METHOD \\n PATH \\n TIMESTAMP \\n NONCE \\n hex(SHA-256(body))
 
-PATH is the request path (`/api/v1/orders`). A signature over the path with its query string
+PATH is the request path (`/api/v1/orders`, as sent or decoded). A signature over the path with its query string
 (`/api/v1/orders?page=2`) is accepted too, so a partner may choose to protect its query. The
 timestamp is Unix seconds and must be within `max_skew` of the gateway's clock (either way: a
 future stamp would outlive the nonce memory); the nonce is 8-128 URL-safe characters. Pure.

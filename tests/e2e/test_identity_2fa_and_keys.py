@@ -120,6 +120,13 @@ def test_bad_signatures_replays_and_stale_timestamps_are_refused(gateway: httpx.
     assert_problem(gateway.get(path, headers=stale), 401, "stale-timestamp")
     future = signed_headers(key_id, secret, "GET", path, timestamp=int(time.time()) + 400)
     assert_problem(gateway.get(path, headers=future), 401, "stale-timestamp")
+    # With a query string, the partner may sign the path alone or the path with the query.
+    listed = "/api/v1/me/api-keys?page=1"
+    for signed_path in ("/api/v1/me/api-keys", listed):
+        r = gateway.get(listed, headers=kit.signed_headers(key_id, secret, "GET", signed_path))
+        assert r.status_code == 200, r.text
+    wrong_query = kit.signed_headers(key_id, secret, "GET", "/api/v1/me/api-keys?page=2")
+    assert_problem(gateway.get(listed, headers=wrong_query), 401, "invalid-signature")
     # A fresh signature still works: none of the refusals used up anything.
     assert gateway.get(path, headers=signed_headers(key_id, secret, "GET", path)).status_code == 200
 
