@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from litestar import Request, Response, route
 from litestar.enums import HttpMethod
+from redis.exceptions import RedisError
 
 from services.gateway.edge import Edge
 from services.gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -77,7 +78,10 @@ async def forward(request: Request[Any, Any, Any], path: str) -> Response[bytes]
     base = settings.upstreams()[service]
     body = await request.body()
     edge: Edge = request.app.state.edge
-    admitted = await edge.admit(request, relative, body)
+    try:
+        admitted = await edge.admit(request, relative, body)
+    except RedisError as exc:
+        raise _redis_down(exc) from exc
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_EDGE}
     if admitted.authorization:
         headers["authorization"] = admitted.authorization
@@ -89,9 +93,12 @@ async def forward(request: Request[Any, Any, Any], path: str) -> Response[bytes]
     if key is not None and applies_to(request.method, request.url.path):
         idempotency: Idempotency = request.app.state.idempotency
         owner = admitted.caller.user_id if admitted.caller else "ip:" + (request.client.host if request.client else "")
-        found = await idempotency.begin(
-            owner, key, fingerprint(idempotency.secret, request.method, request.url.path, request.url.query, body)
-        )
+        try:
+            found = await idempotency.begin(
+                owner, key, fingerprint(idempotency.secret, request.method, request.url.path, request.url.query, body)
+            )
+        except RedisError as exc:
+            raise _redis_down(exc) from exc
         if isinstance(found, Stored):
             return Response(
                 content=found.body,
@@ -107,9 +114,13 @@ async def forward(request: Request[Any, Any, Any], path: str) -> Response[bytes]
             await request.app.state.idempotency.abandon(claim)
         raise
     if claim is not None:
-        await request.app.state.idempotency.finish(
-            claim, upstream.status_code, upstream.headers.get("content-type"), upstream.content
-        )
+        try:
+            await request.app.state.idempotency.finish(
+                claim, upstream.status_code, upstream.headers.get("content-type"), upstream.content
+            )
+        except RedisError as exc:
+            # The service has answered; the caller gets the answer, only a replay is lost.
+            log.warning("could not keep the response of an idempotent request: %r", exc)
     return Response(
         content=upstream.content,
         status_code=upstream.status_code,
@@ -156,3 +167,15 @@ async def _send(
             f"the {service} service is not reachable",
             headers={"Retry-After": "5"},
         ) from exc
+
+
+def _redis_down(exc: RedisError) -> Problem:
+    # Without Redis the edge can check neither limits, nonces nor revocations: refuse, retryably.
+    log.warning("redis unavailable at the edge: %r", exc)
+    return Problem(
+        503,
+        "service-unavailable",
+        "Service Unavailable",
+        "the gateway cannot check this request now",
+        headers={"Retry-After": "5"},
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from services.identity.settings import IdentitySettings
 from shared.errors import Problem
@@ -57,10 +58,20 @@ class LoginGuard:
 
     async def check(self, login: str, ip: str) -> None:
         """429 with Retry-After while the account or the IP is locked."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for subject, _ in self._subjects(login, ip):
-                pipe.ttl(_keys(subject)[1])
-            ttls = await pipe.execute()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for subject, _ in self._subjects(login, ip):
+                    pipe.ttl(_keys(subject)[1])
+                ttls = await pipe.execute()
+        except RedisError as exc:
+            # Fail closed: without the counters, guessing would be unlimited.
+            raise Problem(
+                503,
+                "service-unavailable",
+                "Service Unavailable",
+                "sign-in is unavailable for a moment",
+                headers={"Retry-After": "5"},
+            ) from exc
         wait = max((int(t) for t in ttls if int(t) > 0), default=0)
         if wait:
             raise too_many_attempts(wait)

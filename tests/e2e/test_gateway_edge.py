@@ -20,7 +20,7 @@ from deploy.stack import free_port
 from shared.auth import issue_access_token
 from tests.e2e import identity_kit as kit
 from tests.e2e.identity_kit import assert_problem
-from tests.helpers import auth, token_for
+from tests.helpers import auth, token_for, wait_until
 
 # Fixtures shared by the identity and gateway tests.
 gateway = kit.gateway
@@ -250,3 +250,25 @@ def test_edge_readiness_ignores_the_services(strict_gateway: str) -> None:
     assert platform_view.status_code == 503 and platform_view.json()["checks"]["support"] == "timeout"
     edge = httpx.get(strict_gateway + "/health/ready?scope=edge", timeout=10)
     assert edge.status_code == 200 and edge.json()["checks"] == {"redis": "ok"}
+
+
+def test_redis_down_at_the_edge_is_503_problem(platform: Platform) -> None:
+    base = platform.processes["gateway"]
+    port = free_port()
+    env = {**base.env, "PORT": str(port), "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    process = ServiceProcess(name="gateway", port=port, env=env, log_path=platform.logs_dir / "gateway-noredis.log")
+    process.start()
+    try:
+        wait_until(lambda: _answers(process.url), message="gateway without redis started")
+        r = httpx.get(process.url + "/api/v1/me", headers=auth(), timeout=30)
+        assert_problem(r, 503, "service-unavailable")
+        assert r.headers["retry-after"]
+    finally:
+        process.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url + "/health/live").status_code == 200
+    except httpx.HTTPError:
+        return False
