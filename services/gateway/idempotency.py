@@ -51,6 +51,16 @@ def applies_to(method: str, path: str) -> bool:
     return method.upper() == "POST" and not _CREDENTIAL_RESPONSES.fullmatch(path)
 
 
+def comparable_body(content_type: str, body: bytes) -> bytes:
+    """The body with a multipart boundary taken out: clients draw a new random boundary each time
+    they build a request, so the same upload sent again would otherwise look like another body."""
+    if content_type.lower().startswith("multipart/"):
+        match = re.search(r'boundary="?([^";]+)"?', content_type)
+        if match:
+            return body.replace(match.group(1).encode("latin-1"), b"<boundary>")
+    return body
+
+
 def fingerprint(secret: bytes, method: str, path: str, query: str, body: bytes) -> str:
     """Keyed, because a body may hold a password: a plain hash of it in Redis could be guessed."""
     message = b"\n".join([method.upper().encode(), path.encode(), query.encode(), body])

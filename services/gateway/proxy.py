@@ -14,7 +14,15 @@ from redis.exceptions import RedisError
 
 from services.gateway.edge import Edge
 from services.gateway.idempotency import HEADER as IDEMPOTENCY_HEADER
-from services.gateway.idempotency import REPLAYED_HEADER, Claim, Idempotency, Stored, applies_to, fingerprint
+from services.gateway.idempotency import (
+    REPLAYED_HEADER,
+    Claim,
+    Idempotency,
+    Stored,
+    applies_to,
+    comparable_body,
+    fingerprint,
+)
 from services.gateway.routes import owner_of
 from shared.errors import Problem
 
@@ -95,7 +103,15 @@ async def forward(request: Request[Any, Any, Any], path: str) -> Response[bytes]
         owner = admitted.caller.user_id if admitted.caller else "ip:" + (request.client.host if request.client else "")
         try:
             found = await idempotency.begin(
-                owner, key, fingerprint(idempotency.secret, request.method, request.url.path, request.url.query, body)
+                owner,
+                key,
+                fingerprint(
+                    idempotency.secret,
+                    request.method,
+                    request.url.path,
+                    request.url.query,
+                    comparable_body(request.headers.get("content-type", ""), body),
+                ),
             )
         except RedisError as exc:
             raise _redis_down(exc) from exc

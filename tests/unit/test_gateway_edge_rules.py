@@ -111,3 +111,20 @@ def test_idempotency_scope_and_fingerprint() -> None:
     assert a != fingerprint(b"k", "POST", "/api/v1/orders", "", b'{"q":2}')
     assert a != fingerprint(b"k", "POST", "/api/v1/orders", "x=1", b'{"q":1}')
     assert a != fingerprint(b"other", "POST", "/api/v1/orders", "", b'{"q":1}')
+
+
+def test_the_same_upload_with_another_multipart_boundary_is_the_same_body() -> None:
+    import httpx
+
+    from services.gateway.idempotency import comparable_body
+
+    def upload(content: bytes) -> tuple[str, bytes]:
+        request = httpx.Request("POST", "http://x/api/v1/orders/batch", files={"file": ("o.csv", content)})
+        return request.headers["content-type"], request.read()
+
+    (type_a, body_a), (type_b, body_b) = upload(b"sku_id,quantity\ns1,2\n"), upload(b"sku_id,quantity\ns1,2\n")
+    assert body_a != body_b  # a new random boundary each time
+    assert comparable_body(type_a, body_a) == comparable_body(type_b, body_b)
+    type_c, body_c = upload(b"sku_id,quantity\ns1,3\n")
+    assert comparable_body(type_c, body_c) != comparable_body(type_a, body_a)
+    assert comparable_body("application/json", b"{}") == b"{}"
