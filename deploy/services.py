@@ -23,6 +23,8 @@ DEV_DEFAULTS = {
     "JWT_SECRET": DEV_JWT_SECRET,
     # keyid:base64(32 bytes); dev only.
     "KAMENG_VAULT_KEYS": "dev1:ZGV2LW9ubHktdmF1bHQta2V5LTMyLWJ5dGVzLW9rIQ==",
+    # keyid:base64(32 bytes); identity's secrets at rest (API key secrets, TOTP seeds, ID numbers).
+    "IDENTITY_SECRETS_KEY": "dev1:ZGV2LW9ubHktaWRlbnRpdHkta2V5LTMyLWJ5dGVzISE=",
     "LOG_LEVEL": "INFO",
     # Shared by the wallet and the simulated payment provider (deploy/paysim.py); dev only.
     "PAYMENT_PROVIDER_SECRET": "dev-only-payment-provider-secret-0123456789",

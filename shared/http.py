@@ -10,6 +10,7 @@ from typing import Any, Literal
 from litestar import Controller, Litestar, get
 from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
+from litestar.params import Parameter
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.response import Response
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -91,8 +92,13 @@ def health_controller(checks_provider: Callable[[str], Mapping[str, Check]]) -> 
             summary="Readiness: 200 when every dependency answers, else 503",
             opt={"exclude_from_auth": True, "skip_tracing": True},
         )
-        async def ready(self, scope: Literal["all", "edge"] = "all") -> Response[dict[str, Any]]:
-            checks = await run_checks(checks_provider(scope))
+        async def ready(
+            self,
+            # `scope` is a name Litestar reserves for the ASGI scope, so the query parameter is
+            # read under another name: as `scope: str` it silently received the ASGI scope dict.
+            readiness_scope: Literal["all", "edge"] = Parameter(query="scope", default="all"),
+        ) -> Response[dict[str, Any]]:
+            checks = await run_checks(checks_provider(readiness_scope))
             ok = all(v == "ok" for v in checks.values())
             return Response({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 

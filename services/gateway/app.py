@@ -1,5 +1,6 @@
-"""Wiring of the gateway: the proxy, health (its Redis and every service's readiness), and edge
-defaults (request ids, problem+json, telemetry). Authentication and rate limits sit here too."""
+"""Wiring of the gateway: edge authentication and rate limits (edge.py), the proxy, the merged
+OpenAPI document, health (its Redis and every service's readiness), CORS, and the edge defaults
+every app has (request ids, problem+json, body size limit, telemetry)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,15 @@ from functools import partial
 
 import httpx
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 
+from services.gateway.apikeys import ApiKeyDirectory
+from services.gateway.docs import DocsController
+from services.gateway.edge import Edge
+from services.gateway.idempotency import Idempotency
+from services.gateway.openapi import OpenApiDocument
 from services.gateway.proxy import create_upstream_client, forward
 from services.gateway.settings import GatewaySettings
 from shared import redis_client
@@ -35,11 +42,14 @@ def create_app(settings: GatewaySettings | None = None, *, telemetry: Telemetry 
     settings = settings or GatewaySettings()
     setup_logging(settings.service_name, settings.log_level)
     telemetry = telemetry or setup_telemetry(settings.service_name)
-    redis = redis_client.connect(settings.redis_url)
+    redis = redis_client.connect(settings.redis_url, max_connections=256)
     upstream = create_upstream_client(
         settings.upstream_max_connections,
         settings.upstream_timeout_seconds,
         settings.upstream_connect_timeout_seconds,
+    )
+    keys = ApiKeyDirectory(
+        upstream, settings.identity_url, settings.jwt_secret.get_secret_value(), settings.api_key_cache_seconds
     )
 
     def checks(scope: str) -> Mapping[str, Check]:
@@ -58,16 +68,50 @@ def create_app(settings: GatewaySettings | None = None, *, telemetry: Telemetry 
             await upstream.aclose()
             await redis.aclose()
 
+    cors = (
+        CORSConfig(
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Request-Id",
+                "X-Api-Key",
+                "X-Timestamp",
+                "X-Nonce",
+                "X-Signature",
+            ],
+            expose_headers=["X-Request-Id", "Retry-After"],
+            max_age=settings.cors_max_age_seconds,
+        )
+        if settings.cors_allow_origins
+        else None
+    )
     app = create_http_app(
         telemetry=telemetry,
         openapi=OpenAPIConfig(
-            title="Kameng API", version="1.0.0", path="/schema", render_plugins=[ScalarRenderPlugin(path="/")]
+            title="Kameng API",
+            version="1.0.0",
+            description="The public HTTP API of Kameng, served by the gateway. Errors are RFC 9457 "
+            "application/problem+json.",
+            path="/schema/gateway",
+            render_plugins=[ScalarRenderPlugin(path="/")],
         ),
         max_body_bytes=settings.request_max_body_bytes,
-        route_handlers=[health_controller(checks), forward],
+        route_handlers=[health_controller(checks), DocsController, forward],
         lifespan=[lifespan],
+        cors_config=cors,
     )
     app.state.settings = settings
     app.state.redis = redis
     app.state.upstream = upstream
+    app.state.edge = Edge(settings, redis, keys)
+    app.state.idempotency = Idempotency(
+        redis,
+        secret=settings.jwt_secret.get_secret_value(),
+        ttl_seconds=settings.idempotency_ttl_seconds,
+        pending_seconds=settings.idempotency_pending_seconds,
+    )
+    app.state.openapi_document = OpenApiDocument(upstream, settings.upstreams(), settings.openapi_cache_seconds)
     return app

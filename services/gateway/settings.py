@@ -21,6 +21,29 @@ class GatewaySettings(ServiceSettings):
     upstream_connect_timeout_seconds: float = 2.0
     upstream_max_connections: int = 200
 
+    # Rate limits (fixed windows in Redis). The per-IP default is high because a whole office
+    # (or the load test, 1,000 buyers from 127.0.0.1) can share one address; per user is the
+    # meaningful limit.
+    rate_limit_window_seconds: int = 60
+    rate_limit_per_ip: int = 100_000
+    rate_limit_per_user: int = 3_000
+
+    # Partner (API key) requests.
+    partner_max_skew_seconds: int = 300
+    partner_token_ttl_seconds: int = 60
+    api_key_cache_seconds: float = 5.0
+
+    # CORS for browser clients on other origins (e.g. the storefront); none allowed when empty.
+    cors_allow_origins: list[str] = []
+    cors_max_age_seconds: int = 600
+
+    openapi_cache_seconds: float = 60.0
+
+    # Idempotency-Key on POST: responses kept this long; a request in flight holds its key for
+    # at most `pending` seconds (longer than the upstream timeout).
+    idempotency_ttl_seconds: int = 24 * 3600
+    idempotency_pending_seconds: int = 60
+
     def upstreams(self) -> dict[str, str]:
         return {
             "identity": self.identity_url,

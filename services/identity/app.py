@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import Litestar
 
 from services.identity.api import CONTROLLERS
+from services.identity.bootstrap import ensure_admin
 from services.identity.handlers import router
 from services.identity.settings import IdentitySettings
 from services.identity.store import INDEXES
@@ -19,5 +20,6 @@ def create_app(settings: IdentitySettings | None = None) -> Litestar:
             controllers=CONTROLLERS,
             events=router,
             indexes=INDEXES,
+            on_ready=[ensure_admin],
         )
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import msgspec
+
 from shared.contracts import topics
 from shared.contracts.registry import Event, event
 
@@ -55,3 +57,34 @@ class ContactChanged(Event, frozen=True, kw_only=True):
 class ApiKeyRevoked(Event, frozen=True, kw_only=True):
     user_id: str
     key_id: str
+
+
+# Not events: the small contract between identity and the gateway, which enforces at the edge
+# what identity decides (both sides import these so the names cannot drift apart).
+
+
+def denied_access_token_key(jti: str) -> str:
+    """Redis key identity sets at logout (TTL = the token's remaining life); the gateway refuses
+    an access token whose `jti` is listed."""
+    return f"auth:denied:{jti}"
+
+
+def revoked_api_key_key(key_id: str) -> str:
+    """Redis key identity sets when a partner key is revoked, so the gateway stops honouring it at
+    once instead of when its short cache of the key expires."""
+    return f"apikey:revoked:{key_id}"
+
+
+INTERNAL_API_KEY_PATH = "/internal/api-keys/{key_id}"
+"""identity's internal route (not under /api/v1, so never reachable through the gateway) that
+the gateway calls, with a token carrying role `internal`, to check a partner signature."""
+
+
+class ApiKeyCredentials(msgspec.Struct, frozen=True, kw_only=True):
+    """What identity tells the gateway about an active partner key."""
+
+    key_id: str
+    user_id: str
+    secret: str
+    roles: list[str]
+    level: str

@@ -10,6 +10,7 @@ import yaml
 from deploy.services import BACKEND_SERVICES
 from services.fulfilment.settings import FulfilmentSettings
 from services.gateway.settings import GatewaySettings
+from services.identity.settings import IdentitySettings
 from shared.config import ServiceSettings
 from shared.contracts import topics
 
@@ -44,7 +45,7 @@ def test_compose_runs_every_process_with_its_module() -> None:
 
 def test_compose_sets_only_variables_the_code_reads() -> None:
     services = compose()["services"]
-    known = env_names(GatewaySettings) | env_names(FulfilmentSettings) | READ_ELSEWHERE
+    known = env_names(GatewaySettings) | env_names(FulfilmentSettings) | env_names(IdentitySettings) | READ_ELSEWHERE
     for name in (*BACKEND_SERVICES, "gateway"):
         env = services[name]["environment"]
         assert {"KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "REDIS_URL"} <= set(env)

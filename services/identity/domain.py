@@ -1,0 +1,217 @@
+"""Pure rules of identity: what a valid email, mainland mobile number, password, real name and
+resident ID number (GB 11643) are, how secrets are masked, how long a brute-force lock lasts,
+which TOTP step a code belongs to. No I/O; unit-tested in tests/unit/test_identity_domain.py."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from datetime import date
+
+import pyotp
+
+from shared.auth import LEVELS, ROLES
+
+PASSWORD_MIN_LENGTH = 8
+# argon2 hashes any length, but a megabyte password is a cheap way to burn our CPU.
+PASSWORD_MAX_LENGTH = 128
+
+# The most common leaked passwords of at least 8 characters (the shorter ones fail the length
+# rule anyway), including the Chinese favourites. Compared case-insensitively.
+COMMON_PASSWORDS = frozenset(
+    {
+        "12345678",
+        "123456789",
+        "1234567890",
+        "87654321",
+        "11111111",
+        "00000000",
+        "88888888",
+        "66666666",
+        "11223344",
+        "12341234",
+        "123123123",
+        "1qaz2wsx",
+        "1q2w3e4r",
+        "1q2w3e4r5t",
+        "qwertyui",
+        "qwerty123",
+        "qwertyuiop",
+        "asdfghjkl",
+        "zxcvbnm1",
+        "password",
+        "password1",
+        "password123",
+        "passw0rd",
+        "p@ssw0rd",
+        "iloveyou",
+        "woaini1314",
+        "woaini520",
+        "5201314520",
+        "a1234567",
+        "a12345678",
+        "aa123456",
+        "abc12345",
+        "abcd1234",
+        "abcdefgh",
+        "admin123",
+        "admin1234",
+        "administrator",
+        "letmein1",
+        "welcome1",
+        "sunshine",
+        "princess",
+        "football",
+        "baseball",
+        "superman",
+        "trustno1",
+        "dragon123",
+        "monkey123",
+        "changeme",
+        "kameng123",
+        "kameng2026",
+    }
+)
+
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_LETTER = "\u4e00-\u9fff\u3400-\u4dbfA-Za-z"
+_REAL_NAME = re.compile(f"^[{_LETTER}][{_LETTER} ·.\\-]{{0,48}}[{_LETTER}]$")
+
+# GB 11643-1999: weights of the first 17 digits, and the check character for (sum mod 11).
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+# Province-level codes (GB/T 2260 first two digits); 71/81/82 are Taiwan, Hong Kong, Macao.
+_PROVINCES = frozenset(
+    {
+        *range(11, 16),
+        *range(21, 24),
+        *range(31, 38),
+        *range(41, 47),
+        *range(50, 55),
+        *range(61, 66),
+        71,
+        81,
+        82,
+    }
+)
+_OLDEST_BIRTH = date(1900, 1, 1)
+
+
+def normalize_email(raw: str) -> str | None:
+    """The canonical form (trimmed, lower-case) or None when it is not an email address."""
+    email = raw.strip().lower()
+    if len(email) > 254 or not _EMAIL.match(email):
+        return None
+    local, _, _ = email.partition("@")
+    return email if len(local) <= 64 else None
+
+
+def normalize_phone(raw: str) -> str | None:
+    """A mainland mobile number as 11 digits (an optional +86 / 0086 prefix, spaces and dashes
+    are accepted and dropped) or None."""
+    digits = re.sub(r"[\s-]", "", raw.strip())
+    for prefix in ("+86", "0086"):
+        if digits.startswith(prefix):
+            digits = digits[len(prefix) :]
+    return digits if _MOBILE.match(digits) else None
+
+
+def password_problems(password: str, *, identifiers: tuple[str, ...] = ()) -> list[str]:
+    """Why a password is refused; empty when it is acceptable."""
+    problems: list[str] = []
+    if len(password) < PASSWORD_MIN_LENGTH:
+        problems.append(f"must be at least {PASSWORD_MIN_LENGTH} characters")
+    if len(password) > PASSWORD_MAX_LENGTH:
+        problems.append(f"must be at most {PASSWORD_MAX_LENGTH} characters")
+    lowered = password.lower()
+    if lowered in COMMON_PASSWORDS or (len(set(password)) == 1 and password):
+        problems.append("is too common")
+    for ident in identifiers:
+        if ident and lowered == ident.lower():
+            problems.append("must not be the same as the account name")
+    return problems
+
+
+def id_check_char(first17: str) -> str:
+    """The GB 11643 check character for the first 17 digits."""
+    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11]
+
+
+def id_number_problem(raw: str, *, today: date) -> str | None:
+    """Why an 18-character resident ID number is not valid (None when it is)."""
+    number = raw.strip().upper()
+    if not re.fullmatch(r"\d{17}[\dX]", number):
+        return "must be 17 digits followed by a digit or X"
+    if int(number[:2]) not in _PROVINCES:
+        return "the region code is not valid"
+    try:
+        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return "the birth date is not a real date"
+    if not _OLDEST_BIRTH <= born <= today:
+        return "the birth date is not plausible"
+    if id_check_char(number[:17]) != number[17]:
+        return "the check digit does not match (GB 11643)"
+    return None
+
+
+def normalize_id_number(raw: str) -> str:
+    return raw.strip().upper()
+
+
+def real_name_problem(raw: str) -> str | None:
+    name = raw.strip()
+    if not 2 <= len(name) <= 50 or not _REAL_NAME.match(name):
+        return "must be 2 to 50 letters or Chinese characters"
+    return None
+
+
+def mask_id_number(number: str) -> str:
+    """Keeps the province code and the last 4 characters: enough for the owner to recognise it."""
+    return number[:3] + "*" * (len(number) - 7) + number[-4:]
+
+
+def mask_phone(phone: str) -> str:
+    return phone[:3] + "****" + phone[-4:]
+
+
+def mask_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return (local[0] + "***" if local else "***") + "@" + domain
+
+
+def is_level(value: str) -> bool:
+    return value in LEVELS
+
+
+def roles_problem(roles: list[str]) -> str | None:
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        return f"unknown roles: {', '.join(unknown)} (allowed: {', '.join(ROLES)})"
+    if not roles:
+        return "at least one role is needed"
+    return None
+
+
+def lock_seconds(lock_number: int, *, base_seconds: int, max_seconds: int) -> int:
+    """How long the n-th lock in a row lasts: doubling from `base_seconds`, capped."""
+    return int(min(max_seconds, base_seconds * 2 ** max(0, min(lock_number - 1, 30))))
+
+
+def totp_step(secret: str, code: str, *, now: float, last_step: int | None, window: int = 1) -> int | None:
+    """The time step `code` is valid for (within ±`window` steps of now), or None. A step at or
+    before `last_step` was already used: refused, so a code seen once cannot be replayed."""
+    if not re.fullmatch(r"\d{6}", code or ""):
+        return None
+    totp = pyotp.TOTP(secret)
+    current = int(now // totp.interval)
+    for step in range(current - window, current + window + 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            if last_step is not None and step <= last_step:
+                return None
+            return step
+    return None
