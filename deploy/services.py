@@ -19,7 +19,7 @@ DEV_DEFAULTS = {
     "KAMENG_ADMIN_PASSWORD": "kameng-dev-admin-2026",
     "JWT_SECRET": DEV_JWT_SECRET,
     # keyid:base64(32 bytes); dev only.
-    "KAMENG_VAULT_KEYS": "dev1:ZGV2LW9ubHktdmF1bHQta2V5LTMyLWJ5dGVzLW9rIQ==",
+    "KAMENG_VAULT_KEYS": "dev1:ZGV2LW9ubHktdmF1bHQta2V5LTMyLWJ5dGVzLW9rISE=",
     "LOG_LEVEL": "INFO",
 }
 
