@@ -70,7 +70,7 @@ def parse_batch(text: str, *, max_length: int = 256) -> ParsedBatch:
     blank lines are skipped (and still counted); a header line first is skipped."""
     batch = ParsedBatch()
     first_seen: dict[str, int] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
         if not raw.strip():
             continue
         if number == 1 and _is_header(raw.split(",")):
