@@ -23,6 +23,7 @@ from shared.contracts.envelope import decode_envelope, encode_envelope, new_id
 from shared.messaging.scan import scan
 from tests.e2e.catalog_kit import ADMIN, product, sku, tree_path
 from tests.helpers import auth, wait_until
+from tests.otlp import Collector
 
 
 @pytest.fixture
@@ -147,12 +148,20 @@ def test_import_reports_duplicates_and_invalid_lines_exactly(
     assert stock(gateway, sku_id)["supply"] == 5 and stock(gateway, sku_id)["available"] == 5
 
 
-def test_keys_are_encrypted_at_rest_and_never_logged_or_on_the_bus(
-    gateway: httpx.Client, category: str, vault_db: Any, platform: Platform, infra: dict[str, str]
+def test_keys_are_encrypted_at_rest_and_never_logged_traced_or_on_the_bus(
+    gateway: httpx.Client, category: str, vault_db: Any, platform: Platform, infra: dict[str, str], otlp: Collector
 ) -> None:
     _, sku_id = new_sku(gateway, category, vault_db, validity_days=30)
     codes = [f"SECRET-{new_id()}" for _ in range(5)]
-    assert import_text(gateway, sku_id, "\n".join(codes)).json()["accepted"] == 5
+    trace_id = new_id()
+    traced = {**ADMIN, "traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
+    assert import_text(gateway, sku_id, "\n".join(codes), headers=traced).json()["accepted"] == 5
+    # The import's trace (gateway, fulfilment's HTTP, pymongo and redis spans) carries no key.
+    otlp.wait_for(lambda s: s.trace_id == trace_id and s.service == "fulfilment" and "insert" in s.name)
+    otlp.wait_for(lambda s: s.trace_id == trace_id and s.service == "gateway")
+    spans = otlp.trace(trace_id)
+    text = repr([(s.name, s.attributes) for s in spans])
+    assert not any(code in text or code.split("-", 1)[1] in text for code in codes)
     docs = list(vault_db.card_keys.find({"sku_id": sku_id}))
     assert len(docs) == 5
     raw = b"".join(bson.encode(d) for d in docs)
@@ -183,6 +192,15 @@ def test_ten_thousand_keys_in_one_request(gateway: httpx.Client, category: str, 
     assert stock(gateway, sku_id)["available"] == stock(gateway, sku_id)["supply"] == 10_000
     assert catalog_stock(gateway, product_id) == "in_stock"
     print(f"10,000 keys imported in {elapsed:.2f}s")
+    # The same size as an uploaded CSV file (GB18030, as a Chinese spreadsheet saves it).
+    csv = "卡号,密码\r\n" + "\r\n".join(f"卡-{tag}-{i:05d},密-{i:05d}" for i in range(10_000))
+    r = gateway.post(
+        f"/api/v1/admin/skus/{sku_id}/card-keys",
+        files={"file": ("keys.csv", csv.encode("gb18030"), "text/csv")},
+        headers=ADMIN,
+    )
+    assert r.status_code == 200 and r.json()["accepted"] == 10_000, r.text
+    assert stock(gateway, sku_id)["supply"] == 20_000
 
 
 def test_stock_survives_redis_loss_rebuild_and_restart(

@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from services.fulfilment import store
+from services.fulfilment import handlers, store
 from services.fulfilment.crypto import Vault
 from services.fulfilment.domain import parse_batch
 from services.fulfilment.stock import rebuild
 from services.fulfilment.store import claim_keys, claim_op, import_keys, import_op, reveal_keys
 from shared import redis_client
 from shared.contracts.envelope import new_id, utcnow
+from shared.contracts.fulfilment import KeysImported
 from shared.inventory import Inventory
 from shared.messaging.outbox import OUTBOX, OUTBOX_INDEXES, Tx, UnitOfWork
 from shared.mongo import Mongo, connect, ensure_indexes
@@ -132,3 +133,27 @@ async def test_rebuild_counts_the_vault_and_a_late_change_is_not_applied_twice(
     later = await _import(mongo, sku, [f"L-{sku['_id']}"])
     assert later.batch_id is not None
     assert await inventory.adjust_supply(sku["_id"], 1, op_id=import_op(later.batch_id)) == 5
+
+
+async def test_the_import_event_handler_is_the_safety_net_of_the_fast_path(mongo: Mongo, inventory: Inventory) -> None:
+    """The process died after the commit, before its own Redis call: the handler of the outboxed
+    event adds the batch, once however often the event comes."""
+    sku = _sku()
+    report = await _import(mongo, sku, [f"S{i}-{sku['_id']}" for i in range(3)])
+    assert report.batch_id is not None
+    handlers.use_inventory(inventory)
+    event = KeysImported(sku_id=sku["_id"], batch_id=report.batch_id, accepted=3, available=3)
+    ctx: Any = None  # the handler needs no transaction: Redis is idempotent per op id
+    for _ in range(3):
+        await handlers.add_imported_supply(event, ctx)
+    assert (await inventory.stock(sku["_id"])).supply == 3
+
+
+async def test_the_sku_projection_keeps_the_highest_revision(mongo: Mongo) -> None:
+    sku_id = new_id()
+    assert await store.project_sku(mongo.db, None, {"_id": sku_id, "revision": 2, "validity_days": 30})
+    assert not await store.project_sku(mongo.db, None, {"_id": sku_id, "revision": 1, "validity_days": 1})
+    assert not await store.project_sku(mongo.db, None, {"_id": sku_id, "revision": 2, "validity_days": 1})
+    assert (await store.get_sku(mongo.db, sku_id) or {})["validity_days"] == 30
+    assert await store.project_sku(mongo.db, None, {"_id": sku_id, "revision": 3, "validity_days": 90})
+    assert (await store.get_sku(mongo.db, sku_id) or {})["validity_days"] == 90
