@@ -15,4 +15,3 @@ class CatalogSettings(ServiceSettings):
     catalog_low_stock_threshold: int = Field(
         default=10, ge=0, description="a card-key SKU with this many sellable units or fewer shows `low`"
     )
-    catalog_max_page_size: int = 100

@@ -6,6 +6,7 @@ rebuild a SKU's stock.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from datetime import datetime
@@ -147,7 +148,7 @@ class VaultController(Controller):
             text = decode_upload(data)
         except UnreadableFile as exc:
             raise validation_problem([{"field": "file", "message": str(exc)}]) from exc
-        batch = parse_batch(text, max_length=settings.vault_max_key_length)
+        batch = await asyncio.to_thread(parse_batch, text, max_length=settings.vault_max_key_length)
         lines = len(batch.keys) + len(batch.invalid) + len(batch.duplicate_lines)
         if lines == 0:
             raise validation_problem([{"field": "body", "message": "no card keys: the file is empty"}])
