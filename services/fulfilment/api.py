@@ -85,6 +85,21 @@ class KeyPage(msgspec.Struct, frozen=True, kw_only=True):
     total: int
 
 
+class DisableCodes(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    codes: Annotated[
+        list[Annotated[str, msgspec.Meta(min_length=1, max_length=512)]], msgspec.Meta(min_length=1, max_length=1000)
+    ]
+
+
+class DisableCodesResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Positions (0-based) in the request's `codes`, per outcome."""
+
+    disabled: list[int]
+    already_disabled: list[int]
+    sold: list[int]
+    not_found: list[int]
+
+
 class DisableResult(msgspec.Struct, frozen=True):
     key_id: str
     status: str
@@ -231,6 +246,25 @@ class VaultController(Controller):
         if before == "available":
             await apply_supply_soon(Inventory(runtime.redis), sku_id, -1, store.disable_op(key_id))
         return DisableResult(key_id, "disabled")
+
+    @post(
+        "/card-keys/disable",
+        guards=[require_roles("admin")],
+        status_code=200,
+        summary="Disable keys by their codes (e.g. a supplier's void list); answers by position, never echoes codes",
+    )
+    async def disable_by_codes(self, runtime: Runtime, sku_id: str, data: DisableCodes) -> DisableCodesResult:
+        vault = vault_for(runtime.settings)
+        now = utcnow()
+
+        async def fn(tx: Tx) -> tuple[dict[str, list[int]], list[str]]:
+            return await store.disable_codes(tx, vault, sku_id, data.codes, now)
+
+        outcome, disabled = await runtime.uow.run(fn)
+        inventory = Inventory(runtime.redis)
+        for key_id in disabled:
+            await apply_supply_soon(inventory, sku_id, -1, store.disable_op(key_id))
+        return DisableCodesResult(**outcome)
 
     @get("/stock", guards=[require_roles("admin", "staff")], summary="{available, reserved, sold} of the SKU")
     async def stock(self, runtime: Runtime, sku_id: str) -> StockView:

@@ -23,7 +23,7 @@ from pymongo.errors import BulkWriteError
 from services.fulfilment.crypto import Sealed, Vault
 from services.fulfilment.domain import ParsedBatch, expiry
 from shared.contracts.envelope import new_id
-from shared.contracts.fulfilment import KeysImported
+from shared.contracts.fulfilment import KeyDisabled, KeysImported
 from shared.inventory import OP_MARKER_TTL_SECONDS
 from shared.messaging.outbox import Tx, UnitOfWork
 from shared.mongo import Index
@@ -286,6 +286,52 @@ async def disable_key(tx: Tx, sku_id: str, key_id: str, now: datetime) -> str | 
         return "available"
     doc = await tx.db[CARD_KEYS].find_one({"_id": key_id, "sku_id": sku_id}, {"status": 1}, session=tx.session)
     return None if doc is None else str(doc["status"])
+
+
+async def disable_codes(
+    tx: Tx, vault: Vault, sku_id: str, codes: list[str], now: datetime
+) -> tuple[dict[str, list[int]], list[str]]:
+    """Disable the SKU's keys with these codes (a supplier's void list), found by fingerprint.
+    Returns the positions in `codes` per outcome (disabled, already_disabled, sold, not_found) and
+    the ids of the keys this call disabled. A key disabled twice (here or concurrently) is taken
+    out of supply once: the op id is per key."""
+    fps = [vault.fingerprint(code.strip()) for code in codes]
+    before: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(fps), _LOOKUP_CHUNK):
+        chunk = fps[start : start + _LOOKUP_CHUNK]
+        async for d in tx.db[CARD_KEYS].find(
+            {"sku_id": sku_id, "fp": {"$in": chunk}}, {"fp": 1, "status": 1}, session=tx.session
+        ):
+            before[d["fp"]] = d
+    targets = [d["_id"] for d in before.values() if d["status"] == "available"]
+    newly: set[str] = set()
+    if targets:
+        await tx.db[CARD_KEYS].update_many(
+            {"_id": {"$in": targets}, "status": "available"},
+            {"$set": {"status": "disabled", "disabled_at": now}},
+            session=tx.session,
+        )
+        newly = {
+            d["_id"]
+            async for d in tx.db[CARD_KEYS].find(
+                {"_id": {"$in": targets}, "status": "disabled"}, {"_id": 1}, session=tx.session
+            )
+        }
+    outcome: dict[str, list[int]] = {"disabled": [], "already_disabled": [], "sold": [], "not_found": []}
+    counted: set[str] = set()
+    for i, fp in enumerate(fps):
+        doc = before.get(fp)
+        if doc is None:
+            outcome["not_found"].append(i)
+        elif doc["_id"] in newly and doc["_id"] not in counted:
+            counted.add(doc["_id"])
+            outcome["disabled"].append(i)
+            tx.emit(KeyDisabled(sku_id=sku_id, key_id=doc["_id"]))
+        elif doc["status"] == "sold" or (doc["status"] == "available" and doc["_id"] not in newly):
+            outcome["sold"].append(i)  # sold before, or claimed while this ran
+        else:
+            outcome["already_disabled"].append(i)
+    return outcome, sorted(newly)
 
 
 # -- stock --------------------------------------------------------------------------------------

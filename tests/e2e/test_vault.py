@@ -319,3 +319,23 @@ def test_bad_imports_are_problems_and_change_nothing(gateway: httpx.Client, cate
     staff = auth(roles=("staff",))
     assert import_text(gateway, sku_id, body, headers=staff).json()["accepted"] == 1
     assert gateway.post(f"/api/v1/admin/skus/{sku_id}/stock/rebuild", headers=staff).status_code == 403
+
+
+def test_disable_by_codes_takes_keys_out_of_stock_once(gateway: httpx.Client, category: str, vault_db: Any) -> None:
+    _, sku_id = new_sku(gateway, category, vault_db)
+    codes = [f"VOID-{new_id()}" for _ in range(4)]
+    assert import_text(gateway, sku_id, "\n".join(codes)).json()["accepted"] == 4
+    path = f"/api/v1/admin/skus/{sku_id}/card-keys/disable"
+    body = {"codes": [codes[0], "NEVER-IMPORTED", f"  {codes[2]} ", codes[0]]}
+    r = gateway.post(path, json=body, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"disabled": [0, 2], "already_disabled": [3], "sold": [], "not_found": [1]}
+    assert codes[0] not in r.text
+    after = stock(gateway, sku_id)
+    assert (after["available"], after["disabled"], after["supply"]) == (2, 2, 2)
+    again = gateway.post(path, json=body, headers=ADMIN).json()
+    assert again == {"disabled": [], "already_disabled": [0, 2, 3], "sold": [], "not_found": [1]}
+    assert stock(gateway, sku_id)["supply"] == 2
+    assert gateway.post(path, json={"codes": []}, headers=ADMIN).status_code == 422
+    assert gateway.post(path, json=body, headers=auth(roles=("staff",))).status_code == 403
+    assert stock(gateway, sku_id)["supply"] == 2
