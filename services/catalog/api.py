@@ -167,6 +167,22 @@ class AdminSku(SkuIn, kw_only=True):
     revision: int
 
 
+class AdminProduct(msgspec.Struct, frozen=True, kw_only=True):
+    product_id: str
+    category_id: str
+    name: str
+    description: str
+    service_notes: str
+    listed: bool
+    skus: list[AdminSku]
+
+
+def _admin_sku(doc: dict[str, Any]) -> AdminSku:
+    fields = {k: v for k, v in doc.items() if k in AdminSku.__struct_fields__}
+    sku: AdminSku = _convert(fields | {"sku_id": doc["_id"]}, AdminSku)
+    return sku
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -455,14 +471,32 @@ class CatalogAdminController(Controller):
         await runtime.uow.run(fn)
         return {"sku_id": sku_id}
 
+    @get("/products/{product_id:str}", summary="A product with every SKU, on sale or not")
+    async def get_product(self, runtime: Runtime, product_id: str) -> AdminProduct:
+        db = runtime.mongo.db
+        product = await db[PRODUCTS].find_one({"_id": product_id})
+        if product is None:
+            raise not_found("product")
+        skus = [
+            _admin_sku(doc)
+            async for doc in db[SKUS].find({"product_id": product_id}).sort([("created_at", 1), ("_id", 1)])
+        ]
+        return AdminProduct(
+            product_id=product_id,
+            category_id=product["category_id"],
+            name=product["name"],
+            description=product.get("description", ""),
+            service_notes=product.get("service_notes", ""),
+            listed=bool(product.get("listed")),
+            skus=skus,
+        )
+
     @get("/skus/{sku_id:str}", summary="A SKU as stored, with its revision")
     async def get_sku(self, runtime: Runtime, sku_id: str) -> AdminSku:
         doc = await runtime.mongo.db[SKUS].find_one({"_id": sku_id})
         if doc is None:
             raise not_found("SKU")
-        fields = {k: v for k, v in doc.items() if k in AdminSku.__struct_fields__}
-        sku: AdminSku = _convert(fields | {"sku_id": sku_id}, AdminSku)
-        return sku
+        return _admin_sku(doc)
 
     @patch("/skus/{sku_id:str}", summary='Change a SKU (partial); `{"on_sale": false}` takes it off sale')
     async def update_sku(

@@ -148,6 +148,9 @@ def test_changes_are_events_and_off_sale_hides_the_sku(
     assert events[3]["revision"] == 4 and events[3]["product_name"] == "移动话费(新)"
     admin_view = gateway.get(f"/api/v1/admin/skus/{sku_id}", headers=ADMIN).json()
     assert admin_view["revision"] == 4 and admin_view["on_sale"] is False
+    admin_product = gateway.get(f"/api/v1/admin/products/{mobile['product_id']}", headers=ADMIN).json()
+    assert admin_product["listed"] is False and [s["sku_id"] for s in admin_product["skus"]] == [sku_id]
+    assert gateway.get(f"/api/v1/admin/products/{mobile['product_id']}", headers=auth()).status_code == 403
 
 
 @pytest.mark.parametrize(
