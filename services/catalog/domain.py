@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol
 
+from shared import pricing
 from shared.auth import LEVELS
 
 StockState = Literal["in_stock", "low", "out_of_stock"]
@@ -53,28 +54,17 @@ def normalise_level(level: str | None) -> str:
 
 
 def level_price(prices: Mapping[str, int], level: str | None) -> int:
-    """The unit price of a member level. A level without its own price takes the nearest level
-    above it (wholesale -> agent -> vip -> retail), so a reseller never pays more than the level
-    above when the admin priced only some levels ("price chains that break at the second level")."""
-    chain = LEVELS[: LEVELS.index(normalise_level(level)) + 1]
-    for candidate in reversed(chain):
-        if candidate in prices:
-            return prices[candidate]
-    raise ValueError("a SKU always has a retail price")
-
-
-def tier_price(tiers: Sequence[Tier], quantity: int) -> int | None:
-    """The best wholesale tier price that `quantity` reaches, None if it reaches none."""
-    reached = [t.price_cents for t in tiers if quantity >= t.min_quantity]
-    return min(reached) if reached else None
+    """The unit price of a member level: `shared.pricing`, the one rule the order service charges
+    by. A level without its own price gets the best price of the levels above it in the chain
+    (retail → vip → agent → wholesale), so a reseller never falls back to retail; with the chain
+    validated non-increasing (`price_problems`) that is the nearest level above."""
+    return pricing.level_price(prices, normalise_level(level))
 
 
 def unit_price(sku: Priced, level: str | None, quantity: int = 1) -> int:
     """What one unit costs this caller at this quantity: the cheaper of the level price and the
     wholesale tier the quantity reaches (tiers never make a caller pay more than their level)."""
-    base = level_price(sku.prices, level)
-    tier = tier_price(sku.wholesale, quantity)
-    return base if tier is None else min(base, tier)
+    return pricing.unit_price(sku.prices, sku.wholesale, normalise_level(level), quantity)
 
 
 def visible_tiers(sku: Priced, level: str | None) -> list[tuple[int, int]]:

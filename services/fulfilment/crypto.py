@@ -19,7 +19,9 @@ import binascii
 import hashlib
 import hmac
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -75,6 +77,15 @@ class Vault:
         if cipher is None:
             raise VaultConfigError(f"vault key {sealed.key_id!r} is not configured (rotated out too early?)")
         return cipher.decrypt(sealed.nonce, sealed.ciphertext, sku_id.encode()).decode()
+
+    def seal_document(self, text: str, context: str = "content") -> dict[str, Any]:
+        """`{kid, nonce, ct}` to store in a document (e.g. what staff hand over for a manual
+        order); `context` is the associated data, needed again to open it."""
+        sealed = self.seal(text, context)
+        return {"kid": sealed.key_id, "nonce": sealed.nonce, "ct": sealed.ciphertext}
+
+    def open_document(self, doc: Mapping[str, Any], context: str = "content") -> str:
+        return self.open(Sealed(doc["kid"], bytes(doc["nonce"]), bytes(doc["ct"])), context)
 
     def fingerprint(self, code: str) -> str:
         return hmac.new(self._fp_key, code.encode(), hashlib.sha256).hexdigest()

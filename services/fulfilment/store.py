@@ -22,7 +22,7 @@ from pymongo.errors import BulkWriteError
 
 from services.fulfilment.crypto import Sealed, Vault
 from services.fulfilment.domain import ParsedBatch, expiry
-from shared.contracts.envelope import new_id
+from shared.contracts.envelope import new_id, utcnow
 from shared.contracts.fulfilment import KeyDisabled, KeysImported
 from shared.inventory import OP_MARKER_TTL_SECONDS
 from shared.messaging.outbox import Tx, UnitOfWork
@@ -219,7 +219,15 @@ def _sealed_documents(
 # -- claim and reveal (used by delivery) ----------------------------------------------------------
 
 
-async def claim_keys(tx: Tx, sku_id: str, order_id: str, quantity: int, now: datetime) -> list[str]:
+async def claim_keys(
+    tx: Tx,
+    sku_id: str,
+    order_id: str,
+    quantity: int,
+    now: datetime | None = None,
+    *,
+    user_id: str | None = None,
+) -> list[str]:
     """Inside the caller's unit of work: move up to `quantity` usable keys of the SKU to `sold` for
     this order and return their ids, soonest-expiring first. Fewer than `quantity` means the vault
     is short (refund the rest). Idempotent per (SKU, order): a repeat returns what the order got.
@@ -230,6 +238,10 @@ async def claim_keys(tx: Tx, sku_id: str, order_id: str, quantity: int, now: dat
     After a committed claim, take the keys out of supply:
     `Inventory.adjust_supply(sku_id, -len(ids), op_id=claim_op(order_id))`."""
     db, session = tx.db, tx.session
+    now = now or utcnow()
+    sold: dict[str, Any] = {"status": "sold", "order_id": order_id, "sold_at": now}
+    if user_id is not None:
+        sold["user_id"] = user_id  # lets reveal_keys check the owner on its own
     owned = [
         d["_id"]
         async for d in db[CARD_KEYS].find({"sku_id": sku_id, "order_id": order_id}, {"_id": 1}, session=session)
@@ -250,7 +262,7 @@ async def claim_keys(tx: Tx, sku_id: str, order_id: str, quantity: int, now: dat
             break
         await db[CARD_KEYS].update_many(
             {"_id": {"$in": candidates}, "status": "available"},
-            {"$set": {"status": "sold", "order_id": order_id, "sold_at": now}},
+            {"$set": sold},
             session=session,
         )
         claimed = [
@@ -262,9 +274,15 @@ async def claim_keys(tx: Tx, sku_id: str, order_id: str, quantity: int, now: dat
     return claimed
 
 
-async def reveal_keys(db: Db, vault: Vault, order_id: str) -> list[tuple[str, datetime | None]]:
-    """The decrypted keys an order received, in claim order. Only for its owner (the caller checks)."""
-    cursor = db[CARD_KEYS].find({"order_id": order_id, "status": "sold"}).sort([("expires_at", 1), ("_id", 1)])
+async def reveal_keys(
+    db: Db, vault: Vault, order_id: str, *, user_id: str | None = None
+) -> list[tuple[str, datetime | None]]:
+    """The decrypted keys an order received, soonest-expiring first. Only for its owner: pass
+    `user_id` (recorded by `claim_keys(..., user_id=...)`) and another user's order reveals nothing."""
+    query: dict[str, Any] = {"order_id": order_id, "status": "sold"}
+    if user_id is not None:
+        query["user_id"] = user_id
+    cursor = db[CARD_KEYS].find(query).sort([("expires_at", 1), ("_id", 1)])
     return [
         (vault.open(Sealed(d["kid"], bytes(d["nonce"]), bytes(d["ct"])), d["sku_id"]), d.get("expires_at"))
         async for d in cursor

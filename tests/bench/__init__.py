@@ -1,1 +1,0 @@
-"""Benchmarks: measured numbers, not pass/fail tests (files are named bench_*.py so pytest skips them)."""

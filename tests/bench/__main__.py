@@ -1,24 +1,34 @@
-"""`python -m tests.bench [name ...]` (`make bench`): run every tests/bench/bench_*.py (or the named
-ones). Each module has `main(argv) -> None` that prints what it measured."""
+"""`make bench` / `python -m tests.bench [name ...]`: run the benchmarks (tests/bench/bench_*.py).
+
+Each benchmark starts its own embedded stack (or uses the servers named by the usual
+environment variables), measures, prints its numbers and returns them as a dict. They are not
+tests: nothing here passes or fails on a time.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import json
+import pkgutil
 import sys
 from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    here = Path(__file__).resolve().parent
-    names = sorted(p.stem for p in here.glob("bench_*.py"))
-    wanted = [a for a in argv if not a.startswith("-")]
-    selected = [n for n in names if not wanted or n in wanted or n.removeprefix("bench_") in wanted]
-    if not selected:
-        print(f"no benchmark matches {wanted}; have {names}")
-        return 2
-    for name in selected:
-        print(f"== {name}")
-        importlib.import_module(f"tests.bench.{name}").main([a for a in argv if a.startswith("-")])
+    here = Path(__file__).parent
+    names = [m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_")]
+    wanted = [n for n in names if not argv or any(a in n for a in argv)]
+    results = {}
+    for name in wanted:
+        module = importlib.import_module(f"tests.bench.{name}")
+        print(f"== {name}", flush=True)
+        results[name] = asyncio.run(module.main()) if asyncio.iscoroutinefunction(module.main) else module.main()
+        print(json.dumps(results[name], indent=2, ensure_ascii=False), flush=True)
+    out = Path(".kameng/bench-results.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    print(f"results written to {out}")
     return 0
 
 

@@ -3,7 +3,8 @@ fulfilment: parse, encrypt, fingerprint, one transaction with one bulk insert), 
 insert throughput measured in the same run on the same database (the ceiling for the import).
 
 Starts the embedded stack and the platform unless KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL and
-REDIS_URL name running infrastructure. `--runs=N` (default 3), `--keys=N` (default 10000).
+REDIS_URL name running infrastructure. BENCH_IMPORT_RUNS (default 3) and BENCH_IMPORT_KEYS
+(default 10000) change the run.
 """
 
 from __future__ import annotations
@@ -27,13 +28,8 @@ from shared.mongo import connect, ensure_indexes
 from tests.helpers import auth
 
 ADMIN = auth(roles=("admin",))
-
-
-def _arg(argv: list[str], name: str, default: int) -> int:
-    for a in argv:
-        if a.startswith(f"--{name}="):
-            return int(a.split("=", 1)[1])
-    return default
+RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "3"))
+KEYS = int(os.environ.get("BENCH_IMPORT_KEYS", "10000"))
 
 
 def _sku(gateway: httpx.Client, vault_db: Any) -> str:
@@ -120,7 +116,7 @@ async def raw_insert(mongodb_url: str, keys: int) -> tuple[float, float]:
     return bulk, single
 
 
-def run(infra: dict[str, str], runs: int, keys: int) -> None:
+def run(infra: dict[str, str], runs: int, keys: int) -> dict[str, Any]:
     logs = Path(tempfile.mkdtemp(prefix="kameng-bench-"))
     platform = Platform(
         base_env={**default_base_env(infra), "KAMENG_ENV": "test", "LOG_LEVEL": "WARNING"}, logs_dir=logs
@@ -146,13 +142,19 @@ def run(infra: dict[str, str], runs: int, keys: int) -> None:
     print(f"  raw MongoDB insert_one, one by one {single:10.0f} docs/s")
     print(f"  API / raw bulk insert ratio        {api / raw:10.2f}")
     print(f"  (logs: {logs})")
+    return {
+        "keys_per_request": keys,
+        "runs": runs,
+        "api_keys_per_second": round(api),
+        "raw_insert_many_docs_per_second": round(raw),
+        "raw_insert_one_docs_per_second": round(single),
+        "api_to_raw_bulk_ratio": round(api / raw, 2),
+    }
 
 
-def main(argv: list[str]) -> None:
-    runs, keys = _arg(argv, "runs", 3), _arg(argv, "keys", 10_000)
+def main() -> dict[str, Any]:
     needed = ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URL", "REDIS_URL")
     if all(os.environ.get(k) for k in needed):
-        run({k: os.environ[k] for k in needed}, runs, keys)
-        return
+        return run({k: os.environ[k] for k in needed}, RUNS, KEYS)
     with EmbeddedStack() as infra:
-        run(infra, runs, keys)
+        return run(infra, RUNS, KEYS)

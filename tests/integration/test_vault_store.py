@@ -109,8 +109,13 @@ async def test_reveal_decrypts_what_the_order_got_and_expired_keys_are_not_sold(
     await _import(mongo, old, ["OLD-1"], now=utcnow() - timedelta(days=2))
     await _import(mongo, sku, ["CODE-A", "CODE-B,PASS-B"])
     assert await _claim(mongo, old["_id"], "o-old", 1) == []  # expired
-    assert len(await _claim(mongo, sku["_id"], "o-1", 2)) == 2
-    revealed = await reveal_keys(mongo.db, VAULT, "o-1")
+
+    async def claim_for_buyer(tx: Tx) -> list[str]:
+        return await claim_keys(tx, sku["_id"], "o-1", 2, user_id="buyer-1")
+
+    assert len(await UnitOfWork(mongo, producer="fulfilment").run(claim_for_buyer)) == 2
+    assert await reveal_keys(mongo.db, VAULT, "o-1", user_id="someone-else") == []
+    revealed = await reveal_keys(mongo.db, VAULT, "o-1", user_id="buyer-1")
     assert sorted(code for code, _ in revealed) == ["CODE-A", "CODE-B,PASS-B"]
     assert all(expires is not None and expires > utcnow() + timedelta(days=29) for _, expires in revealed)
     counts = await store.vault_counts(mongo.db, old["_id"], utcnow())

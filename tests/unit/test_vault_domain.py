@@ -66,3 +66,12 @@ def test_a_ciphertext_moved_to_another_sku_or_tampered_with_does_not_open() -> N
 def test_bad_vault_configuration_is_refused(spec: str) -> None:
     with pytest.raises(VaultConfigError):
         Vault.from_config(spec)
+
+
+def test_sealed_documents_for_other_content() -> None:
+    vault = Vault.from_config(K1)
+    doc = vault.seal_document("手动发货: 账号 abc 密码 xyz")
+    assert set(doc) == {"kid", "nonce", "ct"} and b"abc" not in doc["ct"]
+    assert vault.open_document(doc) == "手动发货: 账号 abc 密码 xyz"
+    with pytest.raises(InvalidTag):
+        vault.open_document(doc, context="another-order")
