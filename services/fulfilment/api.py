@@ -178,7 +178,9 @@ class VaultController(Controller):
         except store.ImportConflict as exc:
             raise Problem(409, "import-conflict", "Concurrent import", str(exc)) from exc
         if report.batch_id is not None:
-            await apply_supply_soon(Inventory(runtime.redis), sku_id, report.accepted, store.import_op(report.batch_id))
+            await apply_supply_soon(
+                runtime.mongo.db, Inventory(runtime.redis), sku_id, report.accepted, store.import_op(report.batch_id)
+            )
         log.info(
             "imported %d card keys into SKU %s (batch %s, %d duplicates, %d invalid)",
             report.accepted,
@@ -244,7 +246,7 @@ class VaultController(Controller):
                 409, "already-sold", "Already sold", "the key was delivered to an order; handle it as after-sales"
             )
         if before == "available":
-            await apply_supply_soon(Inventory(runtime.redis), sku_id, -1, store.disable_op(key_id))
+            await apply_supply_soon(runtime.mongo.db, Inventory(runtime.redis), sku_id, -1, store.disable_op(key_id))
         return DisableResult(key_id, "disabled")
 
     @post(
@@ -263,7 +265,7 @@ class VaultController(Controller):
         outcome, disabled = await runtime.uow.run(fn)
         inventory = Inventory(runtime.redis)
         for key_id in disabled:
-            await apply_supply_soon(inventory, sku_id, -1, store.disable_op(key_id))
+            await apply_supply_soon(runtime.mongo.db, inventory, sku_id, -1, store.disable_op(key_id))
         return DisableCodesResult(**outcome)
 
     @get("/stock", guards=[require_roles("admin", "staff")], summary="{available, reserved, sold} of the SKU")

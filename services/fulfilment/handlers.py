@@ -49,9 +49,9 @@ async def project_sku(event: SkuChanged, ctx: HandlerContext) -> None:
 @router.handles(KeysImported)
 async def add_imported_supply(event: KeysImported, ctx: HandlerContext) -> None:
     """The safety net of the import's fast path: same op id, so Redis counts the batch once."""
-    await apply_supply(inventory(), event.sku_id, event.accepted, store.import_op(event.batch_id))
+    await apply_supply(ctx.tx.db, inventory(), event.sku_id, event.accepted, store.import_op(event.batch_id))
 
 
 @router.handles(KeyDisabled)
 async def remove_disabled_supply(event: KeyDisabled, ctx: HandlerContext) -> None:
-    await apply_supply(inventory(), event.sku_id, -1, store.disable_op(event.key_id))
+    await apply_supply(ctx.tx.db, inventory(), event.sku_id, -1, store.disable_op(event.key_id))

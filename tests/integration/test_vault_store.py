@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from services.fulfilment.stock import rebuild
 from services.fulfilment.store import claim_keys, claim_op, import_keys, import_op, reveal_keys
 from shared import redis_client
 from shared.contracts.envelope import new_id, utcnow
-from shared.contracts.fulfilment import KeysImported
+from shared.contracts.fulfilment import KeyDisabled, KeysImported
 from shared.inventory import Inventory
 from shared.messaging.outbox import OUTBOX, OUTBOX_INDEXES, Tx, UnitOfWork
 from shared.mongo import Mongo, connect, ensure_indexes
@@ -144,13 +145,36 @@ async def test_the_import_event_handler_is_the_safety_net_of_the_fast_path(mongo
     """The process died after the commit, before its own Redis call: the handler of the outboxed
     event adds the batch, once however often the event comes."""
     sku = _sku()
+    await inventory.set_supply(sku["_id"], 0)  # the counter exists; the fast path never ran
     report = await _import(mongo, sku, [f"S{i}-{sku['_id']}" for i in range(3)])
     assert report.batch_id is not None
     handlers.use_inventory(inventory)
     event = KeysImported(sku_id=sku["_id"], batch_id=report.batch_id, accepted=3, available=3)
-    ctx: Any = None  # the handler needs no transaction: Redis is idempotent per op id
+    ctx: Any = SimpleNamespace(tx=SimpleNamespace(db=mongo.db))
     for _ in range(3):
         await handlers.add_imported_supply(event, ctx)
+    assert (await inventory.stock(sku["_id"])).supply == 3
+
+
+async def test_a_change_arriving_after_redis_lost_the_counter_rebuilds_instead(
+    mongo: Mongo, inventory: Inventory
+) -> None:
+    """Redis lost the SKU's keys (markers too) while a disable was in flight: applying -1 to
+    nothing would start a counter at -1 that no start-up rebuild fixes (it exists)."""
+    sku = _sku()
+    await _import(mongo, sku, [f"D{i}-{sku['_id']}" for i in range(4)])
+    key = await mongo.db[store.CARD_KEYS].find_one({"sku_id": sku["_id"]})
+
+    async def disable(tx: Tx) -> str | None:
+        return await store.disable_key(tx, sku["_id"], key["_id"], utcnow())
+
+    assert await UnitOfWork(mongo, producer="fulfilment").run(disable) == "available"
+    assert not await inventory.known(sku["_id"])
+    handlers.use_inventory(inventory)
+    ctx: Any = SimpleNamespace(tx=SimpleNamespace(db=mongo.db))
+    await handlers.remove_disabled_supply(KeyDisabled(sku_id=sku["_id"], key_id=key["_id"]), ctx)
+    assert (await inventory.stock(sku["_id"])).supply == 3
+    await handlers.remove_disabled_supply(KeyDisabled(sku_id=sku["_id"], key_id=key["_id"]), ctx)
     assert (await inventory.stock(sku["_id"])).supply == 3
 
 
