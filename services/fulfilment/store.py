@@ -236,7 +236,8 @@ async def claim_keys(
     key cannot both take it: the database serialises the two writes and the loser's filter no
     longer matches (or its transaction hits a write conflict and is retried by the unit of work).
     After a committed claim, take the keys out of supply:
-    `Inventory.adjust_supply(sku_id, -len(ids), op_id=claim_op(order_id))`."""
+    `stock.apply_supply(db, inventory, sku_id, -len(ids), claim_op(order_id))` (once per order, and a
+    rebuild instead when Redis lost the counter)."""
     db, session = tx.db, tx.session
     now = now or utcnow()
     sold: dict[str, Any] = {"status": "sold", "order_id": order_id, "sold_at": now}
