@@ -7,6 +7,7 @@ import sys
 from collections.abc import Mapping
 
 from deploy.stack import free_port
+from services.fulfilment.settings import DEV_VAULT_KEYS
 from shared.config import DEV_JWT_SECRET
 
 BACKEND_SERVICES = ("identity", "wallet", "catalog", "order", "fulfilment", "support")
@@ -22,7 +23,7 @@ DEV_DEFAULTS = {
     "KAMENG_ADMIN_PASSWORD": "kameng-dev-admin-2026",
     "JWT_SECRET": DEV_JWT_SECRET,
     # keyid:base64(32 bytes); dev only.
-    "KAMENG_VAULT_KEYS": "dev1:ZGV2LW9ubHktdmF1bHQta2V5LTMyLWJ5dGVzLW9rIQ==",
+    "KAMENG_VAULT_KEYS": DEV_VAULT_KEYS,
     # keyid:base64(32 bytes); identity's secrets at rest (API key secrets, TOTP seeds, ID numbers).
     "IDENTITY_SECRETS_KEY": "dev1:ZGV2LW9ubHktaWRlbnRpdHkta2V5LTMyLWJ5dGVzISE=",
     "LOG_LEVEL": "INFO",

@@ -19,7 +19,7 @@ vault's guarded claim in MongoDB is what makes a card key go to exactly one orde
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -109,9 +109,17 @@ class Inventory:
         )
         return None if result is None else int(result)
 
-    async def set_supply(self, sku_id: str, supply: int) -> None:
-        """Rebuild: the vault's count of available keys is the truth."""
-        await self.redis.set(_k(sku_id, "supply"), supply)
+    async def set_supply(self, sku_id: str, supply: int, applied_ops: Iterable[str] = ()) -> None:
+        """Rebuild: the vault's count of available keys is the truth.
+
+        `applied_ops` are the supply changes (import batches, claims, disables) that this count
+        already includes; they are marked applied in the same MULTI, so a late `adjust_supply` for
+        one of them (a redelivered event, a retried request) cannot count it a second time."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(_k(sku_id, "supply"), supply)
+            for op_id in applied_ops:
+                pipe.set(_k(sku_id, f"op:{op_id}"), "1", ex=OP_MARKER_TTL_SECONDS)
+            await pipe.execute()
 
     # -- order's side ------------------------------------------------------------------------
 

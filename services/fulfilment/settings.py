@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from shared.config import ServiceSettings
 
 DEV_SUPPLIER_SECRET = "dev-only-supplier-secret"  # noqa: S105 - the simulator's default (deploy/suppliersim.py)
+# The same value deploy/services.py gives `make dev`; refused when KAMENG_ENV=prod.
+DEV_VAULT_KEYS = "dev1:ZGV2LW9ubHktdmF1bHQta2V5LTMyLWJ5dGVzLW9rISE="
 
 
 class FulfilmentSettings(ServiceSettings):
@@ -25,3 +27,22 @@ class FulfilmentSettings(ServiceSettings):
     """A submitted top-up with no callback by then is asked for at the supplier (lost callbacks)."""
     direct_dispatch_interval_seconds: float = 0.5
     direct_estimated_minutes: int = 10
+    vault_keys: SecretStr = Field(
+        default=SecretStr(DEV_VAULT_KEYS),
+        alias="KAMENG_VAULT_KEYS",
+        description="keyid:base64(32 bytes)[,keyid:...]; the first encrypts, all decrypt",
+    )
+    vault_fingerprint_key: SecretStr | None = Field(
+        default=None,
+        alias="KAMENG_VAULT_FINGERPRINT_KEY",
+        description="HMAC key of the duplicate-detection fingerprints; unset = derived from the oldest vault key",
+    )
+    vault_max_key_length: int = 256
+    vault_max_lines: int = 100_000
+    stock_rebuild_interval_seconds: float = 3600.0
+
+    @model_validator(mode="after")
+    def _no_dev_vault_key_in_prod(self) -> FulfilmentSettings:
+        if self.environment == "prod" and "ZGV2LW9ubHktdmF1bHQta2V5" in self.vault_keys.get_secret_value():
+            raise ValueError("KAMENG_VAULT_KEYS must not use the development key in prod")
+        return self

@@ -16,6 +16,17 @@ class KeysImported(Event, frozen=True, kw_only=True):
     accepted: int
     available: int
     """Available (unsold, enabled) keys of the SKU after this import."""
+    duplicates: int = 0
+    invalid: int = 0
+
+
+@event("fulfilment.key-disabled", topic=topics.FULFILMENT, key="sku_id")
+class KeyDisabled(Event, frozen=True, kw_only=True):
+    """An admin took one available card key out of sale (reported invalid, leaked...). Carries the
+    key's id, never the key."""
+
+    sku_id: str
+    key_id: str
 
 
 @event("fulfilment.succeeded", topic=topics.FULFILMENT, key="order_id")
