@@ -50,7 +50,8 @@ def process_env(name: str, ports: Mapping[str, int], base: Mapping[str, str]) ->
     env = dict(base)
     env.update({"HOST": "127.0.0.1", "PORT": str(ports[name]), "OTEL_SERVICE_NAME": name, "PYTHONUNBUFFERED": "1"})
     # Where outside parties (payment provider, supplier) send their callbacks: the public door.
-    env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{ports['gateway']}")
+    if "gateway" in ports:
+        env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{ports['gateway']}")
     if name == "gateway":
         for service in BACKEND_SERVICES:
             env[f"{service.upper()}_URL"] = f"http://127.0.0.1:{ports[service]}"

@@ -95,6 +95,7 @@ async def finish(
                 quantity=doc["quantity"],
                 mode=doc["mode"],
                 delivered_at=now,
+                sku_id=doc.get("sku_id"),
             )
         )
     else:

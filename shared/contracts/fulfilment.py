@@ -37,6 +37,7 @@ class FulfilmentSucceeded(Event, frozen=True, kw_only=True):
     quantity: int
     mode: DeliveryMode
     delivered_at: datetime
+    sku_id: str | None = None
 
 
 @event("fulfilment.failed", topic=topics.FULFILMENT, key="order_id")
