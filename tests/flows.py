@@ -93,14 +93,22 @@ class Flows:
         ).json()["sku_id"]
         return sku_id
 
-    async def import_keys(self, sku_id: str, codes: list[str]) -> dict[str, Any]:
-        response = await self.call(
-            "POST",
-            f"/api/v1/admin/skus/{sku_id}/card-keys",
-            content="\n".join(codes),
-            headers={**self.admin, "content-type": "text/plain"},
-            expect=200,
-        )
+    async def import_keys(self, sku_id: str, codes: list[str], timeout: float = 20) -> dict[str, Any]:
+        """Import, retrying while the vault has not yet heard of the new SKU (its projection of
+        `catalog.sku-changed` arrives a moment after the SKU is created)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = await self.call(
+                "POST",
+                f"/api/v1/admin/skus/{sku_id}/card-keys",
+                content="\n".join(codes),
+                headers={**self.admin, "content-type": "text/plain"},
+            )
+            if response.status_code != 404 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        if response.status_code != 200:
+            raise AssertionError(f"import into {sku_id} -> {response.status_code}: {response.text[:300]}")
         return response.json()  # type: ignore[no-any-return]
 
     async def wait_orderable(self, sku_id: str, units: int, timeout: float = 30) -> None:
@@ -144,10 +152,10 @@ class Flows:
             await producer.stop()
 
     async def balance(self, user_id: str) -> int | None:
-        response = await self.call("GET", "/api/v1/wallet", headers=auth(user_id))
-        if response.status_code == 404:
-            return None
-        return int(response.json()["balance_cents"])
+        wallet = (await self.call("GET", "/api/v1/wallet", headers=auth(user_id), expect=200)).json()
+        if not wallet.get("opened", True):
+            return None  # the wallet has not opened the account yet
+        return int(wallet["balance_cents"])
 
     async def fund(self, user_id: str, amount_cents: int) -> None:
         """A bank-transfer top-up approved by staff (the quickest real way money enters)."""
@@ -184,7 +192,8 @@ class Flows:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no wallet account for {user_id}")
             await asyncio.sleep(0.2)
-        await self.fund(user_id, amount_cents)
+        if amount_cents:
+            await self.fund(user_id, amount_cents)
 
     # -- orders ------------------------------------------------------------------------------
 
