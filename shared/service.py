@@ -236,4 +236,7 @@ def serve(app: Litestar, settings: ServiceSettings) -> None:
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=15,
+        # Longer than the clients' pooled-connection expiry (httpx: 5 s), so a client never sends
+        # on a connection the server is closing (a ReadError for a request that never arrived).
+        timeout_keep_alive=30,
     )

@@ -26,9 +26,12 @@ class Flows:
         self.bootstrap = bootstrap_servers
         self.admin = auth(roles=("admin", "staff"), level="retail")
         self.client = httpx.AsyncClient(
-            base_url=gateway_url, timeout=60, limits=httpx.Limits(max_connections=concurrency)
+            base_url=gateway_url, timeout=60, limits=httpx.Limits(max_connections=concurrency, keepalive_expiry=2)
         )
         self.limit = asyncio.Semaphore(concurrency)
+        # Setting buyers up is not what a test measures: a few at a time keeps every request well
+        # inside the gateway's timeout on a two-core machine.
+        self.setup_limit = asyncio.Semaphore(16)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -117,7 +120,7 @@ class Flows:
         deadline = time.monotonic() + timeout
         while True:
             quote = await self.call(
-                "POST", "/api/v1/orders/quote", json={"sku_id": sku_id, "quantity": units}, headers=buyer
+                "POST", "/api/v1/orders/quote", json={"sku_id": sku_id, "quantity": 1}, headers=buyer
             )
             stock = await self.call("GET", f"/api/v1/admin/skus/{sku_id}/stock", headers=self.admin)
             if (
@@ -188,12 +191,13 @@ class Flows:
         return users
 
     async def _fund_when_open(self, user_id: str, amount_cents: int, deadline: float) -> None:
-        while await self.balance(user_id) is None:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no wallet account for {user_id}")
-            await asyncio.sleep(0.2)
-        if amount_cents:
-            await self.fund(user_id, amount_cents)
+        async with self.setup_limit:
+            while await self.balance(user_id) is None:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no wallet account for {user_id}")
+                await asyncio.sleep(0.2)
+            if amount_cents:
+                await self.fund(user_id, amount_cents)
 
     # -- orders ------------------------------------------------------------------------------
 
