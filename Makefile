@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test test-unit test-integration test-e2e bench lint typecheck fmt stack clean venv
+.PHONY: dev demo test test-unit test-integration test-e2e bench lint typecheck fmt stack clean venv
 
 venv: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 ## Start the embedded stack (Kafka protocol, MongoDB wire, Redis) and every service + the gateway.
 dev: $(STAMP)
 	$(BIN)/python -m deploy.dev
+
+## With `make dev` running (another terminal): a buyer's journey through the public API.
+demo: $(STAMP)
+	$(BIN)/python -m deploy.demo
 
 ## Run the whole test suite against the real embedded stack (started and stopped by the tests).
 test: $(STAMP)
