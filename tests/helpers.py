@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
+
+from aiokafka import AIOKafkaProducer
 
 from shared.auth import issue_access_token
 from shared.config import DEV_JWT_SECRET
-from shared.contracts.envelope import new_id
+from shared.contracts.envelope import Envelope, encode_envelope, new_id
+from shared.contracts.registry import Event, lookup
+from shared.messaging.outbox import build_envelope
 
 T = TypeVar("T")
 
@@ -41,3 +46,32 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"{message} not met within {timeout}s (last: {value!r})")
         time.sleep(interval)
+
+
+async def eventually(
+    fn: Callable[[], Awaitable[T | None]], *, timeout: float = 30, interval: float = 0.15, message: str = "condition"
+) -> T:
+    """Await `fn` until it returns something truthy (the async twin of `wait_until`)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: T | None = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await fn()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"{message} not met within {timeout}s (last: {last!r})")
+
+
+async def publish(producer: AIOKafkaProducer, payload: Event | Envelope, *, event_id: str | None = None) -> Envelope:
+    """Put an event on the bus as its owning service's relay would (envelope, key, headers); an
+    Envelope is sent again as it is: a redelivery with the same event id."""
+    env = payload if isinstance(payload, Envelope) else build_envelope(payload, producer="test", event_id=event_id)
+    topic = lookup(env.type, env.version)
+    assert topic is not None, f"unknown event {env.type}"
+    await producer.send_and_wait(
+        topic.topic,
+        encode_envelope(env),
+        key=env.key.encode(),
+        headers=[("event_id", env.event_id.encode()), ("event_type", env.type.encode())],
+    )
+    return env

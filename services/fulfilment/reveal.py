@@ -51,10 +51,12 @@ class CardKeysController(Controller):
         vault = vault_for(runtime.settings)
         if delivery["status"] == "succeeded":
             if delivery["mode"] == "auto":
-                keys = [
-                    CardKey(code=code, expires_at=expires)
-                    for code, expires in await reveal_keys(db, vault, order_id, user_id=caller.user_id)
-                ]
+                # The first delivery, then any replacements (补发) made after tickets.
+                for claim in [order_id, *[r["claim_id"] for r in delivery.get("reissues", [])]]:
+                    keys += [
+                        CardKey(code=code, expires_at=expires)
+                        for code, expires in await reveal_keys(db, vault, claim, user_id=caller.user_id)
+                    ]
             elif delivery["mode"] == "manual":
                 task = await db[MANUAL_TASKS].find_one({"_id": order_id}, {"content": 1})
                 if task and task.get("content"):

@@ -3,20 +3,18 @@ the real broker, then look through the gateway, the mail sink and the topics."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from shared.contracts.envelope import encode_envelope, new_id
+from shared.contracts.envelope import new_id
 from shared.contracts.order import OrderStatusChanged
 from shared.contracts.registry import Event
-from shared.messaging.outbox import build_envelope
+from tests import helpers
 
 T = TypeVar("T")
 
@@ -24,15 +22,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 async def publish(producer: AIOKafkaProducer, payload: Event, *, event_id: str | None = None) -> str:
-    """Send an event as its owning service's relay would (envelope, key, event_id header)."""
-    env = build_envelope(payload, producer="test", event_id=event_id)
-    await producer.send_and_wait(
-        payload.__topic__,
-        encode_envelope(env),
-        key=env.key.encode(),
-        headers=[("event_id", env.event_id.encode()), ("event_type", env.type.encode())],
-    )
-    return env.event_id
+    """Send an event as its owning service's relay would; returns its event id."""
+    return (await helpers.publish(producer, payload, event_id=event_id)).event_id
 
 
 def status_changed(
@@ -59,15 +50,7 @@ def status_changed(
     )
 
 
-async def eventually(fn: Callable[[], Awaitable[T | None]], *, timeout: float = 30, message: str = "condition") -> T:
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: T | None = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = await fn()
-        if last:
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{message} not met within {timeout}s (last: {last!r})")
+eventually = helpers.eventually
 
 
 async def delivered_order(

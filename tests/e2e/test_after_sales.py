@@ -51,8 +51,12 @@ async def resolve_repeatedly(flows: Flows, ticket_id: str, action: str) -> None:
     url = f"/api/v1/admin/tickets/{ticket_id}/resolve"
     body = {"action": action, "note": "confirmed with the supplier"}
     answers = await asyncio.gather(*(flows.call("POST", url, json=body, headers=STAFF) for _ in range(3)))
-    answers.append(await flows.call("POST", url, json=body, headers=STAFF))
-    assert {a.status_code for a in answers} <= {200, 201}, [a.text for a in answers]
+    # Racing duplicates may be refused (409) by the guarded resolution; one wins, and a later
+    # repeat gets the first result again. What counts is the effect, checked by the callers.
+    assert {a.status_code for a in answers} <= {200, 201, 409}, [a.text for a in answers]
+    assert any(a.status_code in (200, 201) for a in answers)
+    again = await flows.call("POST", url, json=body, headers=STAFF)
+    assert again.status_code in (200, 201), again.text
 
 
 async def test_reissue_delivers_exactly_one_new_key(flows: Flows) -> None:

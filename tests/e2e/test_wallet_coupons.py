@@ -68,11 +68,11 @@ async def until_counts(gw: httpx.AsyncClient, user: str, code: str, want: tuple[
     async def reached() -> bool:
         return await counts(gw, user, code) == want
 
-    await eventually(reached, what=f"{code} counts {want}")
+    await eventually(reached, message=f"{code} counts {want}")
 
 
 async def answer(infra: dict[str, str], order_id: str) -> Any:
-    [(env, payload)] = await eventually(lambda: wallet_events(infra, key=order_id), what=f"answer for {order_id}")
+    [(env, payload)] = await eventually(lambda: wallet_events(infra, key=order_id), message=f"answer for {order_id}")
     return env.type, payload
 
 
@@ -197,7 +197,7 @@ async def test_first_order_coupon_is_granted_on_signup_and_only_for_the_first_or
     )
     newcomer = await open_account(gw, producer)
     veteran = await open_account(gw, producer)
-    await eventually(lambda: mine(gw, newcomer, code), what="signup coupon")
+    await eventually(lambda: mine(gw, newcomer, code), message="signup coupon")
     granted = await eventually(lambda: wallet_events(infra, key=newcomer, type_="wallet.coupon-granted"))
     assert any(p.code == code and p.total_granted == 1 for _, p in granted)
     for u in (newcomer, veteran):
@@ -282,7 +282,7 @@ async def test_a_switched_off_coupon_is_not_held_and_order_sees_every_revision(
     ).status_code == 404
     r = await gw.patch(url, json={"active": False}, headers=auth(**ADMIN))
     assert r.status_code == 200 and (r.json()["active"], r.json()["revision"]) == (False, 2)
-    revisions = await eventually(lambda: _revisions(infra, code, 2), what="coupon-defined revisions 1 and 2")
+    revisions = await eventually(lambda: _revisions(infra, code, 2), message="coupon-defined revisions 1 and 2")
     assert revisions == [(1, True), (2, False)]
     order = placed(user, unit_price_cents=1000, discount_cents=100, coupon_code=code)
     await publish(producer, order)

@@ -40,7 +40,7 @@ async def test_payment_is_captured_once_however_often_it_is_requested(
     await publish(producer, env)  # redelivered (same event id)
     await publish(producer, p)  # requested again (a new event id, same order)
     [(_, captured)] = await eventually(
-        lambda: wallet_events(infra, key=p.order_id, type_="wallet.payment-captured"), what="payment captured"
+        lambda: wallet_events(infra, key=p.order_id, type_="wallet.payment-captured"), message="payment captured"
     )
     assert (captured.user_id, captured.amount_cents) == (user, 2500)
     follow_up = payment(user, 100)  # a later payment of the same buyer, then a pause for stragglers
@@ -93,7 +93,7 @@ async def test_100_concurrent_debits_never_overdraw_and_the_ledger_sums_to_the_b
         types = [e.type for e, _ in await wallet_events(infra) if e.key in ids]
         return types if len(types) >= 100 else None
 
-    types = await eventually(answered, timeout=90, what="100 answers")
+    types = await eventually(answered, timeout=90, message="100 answers")
     elapsed = asyncio.get_running_loop().time() - started
     assert types.count("wallet.payment-captured") == 27
     assert types.count("wallet.payment-declined") == 73
@@ -134,7 +134,7 @@ async def test_refund_is_made_once_and_never_more_than_was_paid(
         found = {d.event_id: d.reason for d in letters if d.event_id in (over.event_id, never.event_id)}
         return found if len(found) == 2 else None
 
-    reasons = await eventually(dead_lettered, what="bad refunds dead-lettered")
+    reasons = await eventually(dead_lettered, message="bad refunds dead-lettered")
     assert reasons[over.event_id].startswith("rejected: refund 1001")
     assert reasons[never.event_id].startswith("rejected: no payment of order")
     assert len(await wallet_events(infra, key=p.order_id, type_="wallet.refund-completed")) == 1
@@ -157,7 +157,7 @@ async def test_spending_report_matches_the_ledger(
     for p in [*game, *phone]:
         await publish(producer, p)
     await eventually(
-        lambda: _count(infra, {p.order_id for p in [*game, *phone]}, "wallet.payment-captured", 5), what="5 captures"
+        lambda: _count(infra, {p.order_id for p in [*game, *phone]}, "wallet.payment-captured", 5), message="5 captures"
     )
     await publish(producer, refund(phone[0]))
     await eventually(lambda: wallet_events(infra, key=phone[0].order_id, type_="wallet.refund-completed"))

@@ -91,7 +91,7 @@ async def test_topup_success_credits_balance_points_and_ledger(
     topup = await start_topup(gw, user, 10050)
     assert topup["pay_url"].startswith("http")
     await pay(topup["pay_url"])
-    await eventually(lambda: _is(gw, user, topup["topup_id"], "succeeded"), what="top-up credited")
+    await eventually(lambda: _is(gw, user, topup["topup_id"], "succeeded"), message="top-up credited")
 
     view = await wallet(gw, user)
     assert (view["balance_cents"], view["points"]) == (10050, 100)  # 1 point per whole yuan
@@ -103,7 +103,7 @@ async def test_topup_success_credits_balance_points_and_ledger(
         10050,
     )
     [(_, event)] = await eventually(
-        lambda: wallet_events(infra, key=user, type_="wallet.topup-succeeded"), what="topup-succeeded event"
+        lambda: wallet_events(infra, key=user, type_="wallet.topup-succeeded"), message="topup-succeeded event"
     )
     assert (event.topup_id, event.amount_cents, event.points, event.channel) == (
         topup["topup_id"],
@@ -117,7 +117,7 @@ async def test_failed_payment_marks_the_topup_failed(gw: httpx.AsyncClient, prod
     user = await open_account(gw, producer)
     topup = await start_topup(gw, user, 2000, "wechat")
     await pay(topup["pay_url"], "fail")
-    await eventually(lambda: _is(gw, user, topup["topup_id"], "failed"), what="top-up failed")
+    await eventually(lambda: _is(gw, user, topup["topup_id"], "failed"), message="top-up failed")
     assert (await wallet(gw, user))["balance_cents"] == 0
     assert await ledger(gw, user) == []
 
@@ -190,7 +190,7 @@ async def test_forged_and_mismatched_notifications_credit_nothing(
 
     # The buyer really pays: the provider's own notification is accepted.
     await pay(topup["pay_url"])
-    await eventually(lambda: _is(gw, user, topup["topup_id"], "succeeded"), what="genuine notification credited")
+    await eventually(lambda: _is(gw, user, topup["topup_id"], "succeeded"), message="genuine notification credited")
     assert (await wallet(gw, user))["balance_cents"] == 5000
 
 
@@ -205,7 +205,7 @@ async def test_a_lost_callback_is_completed_by_polling(
     await eventually(
         lambda: _is(gw, user, topup["topup_id"], "succeeded"),
         timeout=POLL_AFTER_SECONDS + 20,
-        what="top-up completed by polling",
+        message="top-up completed by polling",
     )
     assert (await wallet(gw, user))["balance_cents"] == 4200
     r = await gw.get("/api/v1/admin/topups", params={"status": "succeeded", "user_id": user}, headers=auth(**STAFF))
@@ -225,7 +225,7 @@ async def test_an_unpaid_topup_expires_and_can_no_longer_be_paid(
     await eventually(
         lambda: _is(gw, user, topup["topup_id"], "failed"),
         timeout=EXPIRE_AFTER_SECONDS + 20,
-        what="unpaid top-up expired",
+        message="unpaid top-up expired",
     )
     async with httpx.AsyncClient(timeout=10) as client:
         r = await client.post(topup["pay_url"], json={"result": "success"})

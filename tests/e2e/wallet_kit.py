@@ -3,8 +3,7 @@ would publish them, HTTP through the gateway, and the wallet's answers read from
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -15,11 +14,11 @@ from aiokafka import AIOKafkaProducer
 
 from deploy.platform import Platform
 from shared.contracts import topics
-from shared.contracts.envelope import Envelope, encode_envelope, new_id
+from shared.contracts.envelope import new_id
 from shared.contracts.identity import UserRegistered
 from shared.contracts.order import OrderPlaced, OrderStatusChanged, PaymentRequested, RefundRequested
-from shared.contracts.registry import Event, decode
-from shared.messaging.outbox import build_envelope
+from shared.contracts.registry import decode
+from tests import helpers
 from tests.helpers import auth
 from tests.integration.kit import read_topic
 
@@ -42,25 +41,10 @@ async def gw(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def publish(producer: AIOKafkaProducer, payload: Event | Envelope) -> Envelope:
-    """Publish an event (or re-publish the same envelope: a redelivery with the same event id)."""
-    env = payload if isinstance(payload, Envelope) else build_envelope(payload, producer="test")
-    topic = topics.ORDER if env.type.startswith("order.") else topics.IDENTITY
-    await producer.send_and_wait(
-        topic, encode_envelope(env), key=env.key.encode(), headers=[("event_id", env.event_id.encode())]
-    )
-    return env
+publish = helpers.publish
 
 
-async def eventually(fn: Callable[[], Awaitable[T | None]], *, timeout: float = 30, what: str = "condition") -> T:
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: T | None = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = await fn()
-        if last:
-            return last
-        await asyncio.sleep(0.15)
-    raise AssertionError(f"{what} not met within {timeout}s (last: {last!r})")
+eventually = helpers.eventually
 
 
 async def wallet(gw: httpx.AsyncClient, user_id: str) -> dict[str, Any]:
@@ -77,7 +61,7 @@ async def open_account(gw: httpx.AsyncClient, producer: AIOKafkaProducer, user_i
     async def opened() -> bool:
         return bool((await wallet(gw, user_id))["opened"])
 
-    await eventually(opened, what=f"account {user_id} opened")
+    await eventually(opened, message=f"account {user_id} opened")
     return user_id
 
 
