@@ -201,9 +201,14 @@ class Flows:
 
     # -- orders ------------------------------------------------------------------------------
 
-    async def order(self, user_id: str, sku_id: str, quantity: int = 1, **body: Any) -> httpx.Response:
+    async def order(
+        self, user_id: str, sku_id: str, quantity: int = 1, *, idempotency_key: str | None = None, **body: Any
+    ) -> httpx.Response:
+        headers = auth(user_id)
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
         return await self.call(
-            "POST", "/api/v1/orders", json={"sku_id": sku_id, "quantity": quantity, **body}, headers=auth(user_id)
+            "POST", "/api/v1/orders", json={"sku_id": sku_id, "quantity": quantity, **body}, headers=headers
         )
 
     async def get_order(self, user_id: str, order_id: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ class FlashSale:
     answers: Counter[int] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     placed: dict[str, str] = field(default_factory=dict)  # order id -> buyer
+    retries: int = 0
     final: dict[str, dict[str, Any]] = field(default_factory=dict)
     started: float = 0.0
     placed_at: float = 0.0
@@ -50,7 +51,15 @@ async def run(flows: Flows, sale: FlashSale) -> None:
     async def buy(user_id: str) -> None:
         await gate.wait()
         t0 = time.perf_counter()
-        response = await flows.order(user_id, sale.sku_id)
+        # As a real client does: one Idempotency-Key per purchase, and a retry when the answer
+        # was lost (504/503), which can never buy twice.
+        key = f"flash-{user_id}"
+        for _ in range(5):
+            response = await flows.order(user_id, sale.sku_id, idempotency_key=key)
+            if response.status_code not in (409, 503, 504) or response.json()["type"].endswith("out-of-stock"):
+                break
+            sale.retries += 1
+            await asyncio.sleep(0.5)
         sale.latencies.append(time.perf_counter() - t0)
         sale.answers[response.status_code] += 1
         if response.status_code in (201, 402):
