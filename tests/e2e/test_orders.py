@@ -323,3 +323,34 @@ async def test_order_center_groups(flows: Flows) -> None:
     assert [o["order_id"] for o in closed["items"]] == [declined]
     bad = await flows.call("GET", "/api/v1/orders?status=shipped", headers=auth(buyer))
     assert bad.status_code == 422
+
+
+async def test_keys_short_at_delivery_despite_the_hold_are_refunded_never_partly_delivered(
+    flows: Flows, platform: Platform
+) -> None:
+    sku_id, codes = await stocked_sku(flows, 2)
+    [buyer] = await flows.new_buyers(1, 2 * PRICE)
+    platform.restart("order", {"PLACE_WAIT_SECONDS": "0.2"})
+    platform.stop_service("wallet")  # the order waits for payment with both keys held...
+    try:
+        order_id = (await flows.order(buyer, sku_id, 2)).json()["order_id"]
+        # ...while staff void one of them (a supplier's void list): the vault is now short.
+        voided = await flows.call(
+            "POST",
+            f"/api/v1/admin/skus/{sku_id}/card-keys/disable",
+            headers=flows.admin,
+            json={"codes": [codes[0]]},
+            expect=200,
+        )
+        assert voided.json()["disabled"] == [0]
+    finally:
+        platform.restart("wallet")
+        platform.restart("order")
+    final = await flows.wait_final(buyer, order_id)
+    assert final["status"] == "refunded"
+    assert "only 1 of 2 card keys left" in " ".join(h.get("reason") or "" for h in final["history"])
+    keys = await flows.call("GET", f"/api/v1/orders/{order_id}/card-keys", headers=auth(buyer), expect=200)
+    assert keys.json()["card_keys"] == []  # nothing handed out, not one of the two
+    assert await flows.balance(buyer) == 2 * PRICE
+    stock = (await flows.call("GET", f"/api/v1/admin/skus/{sku_id}/stock", headers=flows.admin, expect=200)).json()
+    assert (stock["available"], stock["sold"], stock["reserved"]) == (1, 0, 0)  # the good key is for sale again
