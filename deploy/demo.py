@@ -2,7 +2,7 @@
 through the public API only, printing each step.
 
 The admin signs in and puts a product on sale with five card keys; a new buyer registers, tops up
-¥20 through the (simulated) payment provider, previews and places an order paid from the balance,
+¥200 through the (simulated) payment provider, previews and places an order paid from the balance,
 and reads the card key that was delivered within seconds.
 """
 
@@ -83,12 +83,12 @@ def main() -> int:
         call("POST", "/api/v1/auth/register", json={"email": email, "password": password})
         buyer = call("POST", "/api/v1/auth/login", json={"login": email, "password": password})["access_token"]
 
-        step("tops up ¥20 (充值) and pays at the provider")
+        step("tops up ¥200 (充值) and pays at the provider")
         for _ in range(50):  # the wallet opens the account when it hears of the registration
             if call("GET", "/api/v1/wallet", buyer).get("opened", True):
                 break
             time.sleep(0.2)
-        topup = call("POST", "/api/v1/wallet/topups", buyer, json={"amount_cents": 2000, "channel": "alipay"})
+        topup = call("POST", "/api/v1/wallet/topups", buyer, json={"amount_cents": 20000, "channel": "alipay"})
         api.post(topup["pay_url"], json={"result": "success"})
         for _ in range(100):
             if call("GET", f"/api/v1/wallet/topups/{topup['topup_id']}", buyer)["status"] == "succeeded":
