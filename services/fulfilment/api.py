@@ -179,7 +179,7 @@ class VaultController(Controller):
             raise Problem(409, "import-conflict", "Concurrent import", str(exc)) from exc
         if report.batch_id is not None:
             await apply_supply_soon(
-                runtime.mongo.db, Inventory(runtime.redis), sku_id, report.accepted, store.import_op(report.batch_id)
+                runtime.mongo.db, runtime.get(Inventory), sku_id, report.accepted, store.import_op(report.batch_id)
             )
         log.info(
             "imported %d card keys into SKU %s (batch %s, %d duplicates, %d invalid)",
@@ -246,7 +246,7 @@ class VaultController(Controller):
                 409, "already-sold", "Already sold", "the key was delivered to an order; handle it as after-sales"
             )
         if before == "available":
-            await apply_supply_soon(runtime.mongo.db, Inventory(runtime.redis), sku_id, -1, store.disable_op(key_id))
+            await apply_supply_soon(runtime.mongo.db, runtime.get(Inventory), sku_id, -1, store.disable_op(key_id))
         return DisableResult(key_id, "disabled")
 
     @post(
@@ -263,7 +263,7 @@ class VaultController(Controller):
             return await store.disable_codes(tx, vault, sku_id, data.codes, now)
 
         outcome, disabled = await runtime.uow.run(fn)
-        inventory = Inventory(runtime.redis)
+        inventory = runtime.get(Inventory)
         for key_id in disabled:
             await apply_supply_soon(runtime.mongo.db, inventory, sku_id, -1, store.disable_op(key_id))
         return DisableCodesResult(**outcome)
@@ -279,13 +279,13 @@ class VaultController(Controller):
         summary="Recompute the supply counter from the vault",
     )
     async def rebuild_stock(self, runtime: Runtime, sku_id: str) -> StockView:
-        await rebuild(runtime.mongo.db, Inventory(runtime.redis), sku_id)
+        await rebuild(runtime.mongo.db, runtime.get(Inventory), sku_id)
         return await _stock_view(runtime, sku_id)
 
 
 async def _stock_view(runtime: Runtime, sku_id: str) -> StockView:
     counts = await store.vault_counts(runtime.mongo.db, sku_id, utcnow())
-    redis_stock = await Inventory(runtime.redis).stock(sku_id)
+    redis_stock = await runtime.get(Inventory).stock(sku_id)
     return StockView(
         sku_id=sku_id,
         available=counts["available"],

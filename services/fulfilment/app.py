@@ -13,7 +13,7 @@ from services.fulfilment.api import CONTROLLERS, vault_for
 from services.fulfilment.deliveries import DELIVERY_INDEXES
 from services.fulfilment.deps import FulfilmentDeps
 from services.fulfilment.direct import SupplierCallbackController, dispatch_forever
-from services.fulfilment.handlers import router, use_inventory
+from services.fulfilment.handlers import router
 from services.fulfilment.manual import ManualTaskController
 from services.fulfilment.reveal import REVEALS, CardKeysController
 from services.fulfilment.settings import FulfilmentSettings
@@ -37,7 +37,6 @@ def create_app(settings: FulfilmentSettings | None = None) -> Litestar:
     def wire(rt: Runtime) -> None:
         inventory = Inventory(rt.redis)
         rt.put(inventory)
-        use_inventory(inventory)
         supplier = HttpSupplier(
             settings.supplier_url, settings.supplier_secret.get_secret_value(), httpx.AsyncClient(timeout=10)
         )

@@ -15,19 +15,10 @@ from shared.messaging.consumer import EventRouter, HandlerContext
 
 router = EventRouter("fulfilment")
 
-_inventory: Inventory | None = None
 
-
-def use_inventory(inventory: Inventory) -> None:
-    """Set by the app once its Redis client exists (handlers get only the event and a transaction)."""
-    global _inventory
-    _inventory = inventory
-
-
-def inventory() -> Inventory:
-    if _inventory is None:
-        raise RuntimeError("fulfilment handlers have no inventory yet")
-    return _inventory
+def inventory(ctx: HandlerContext) -> Inventory:
+    assert ctx.runtime is not None, "fulfilment handlers run inside the fulfilment service"
+    return ctx.runtime.get(Inventory)
 
 
 @router.handles(SkuChanged)
@@ -49,9 +40,9 @@ async def project_sku(event: SkuChanged, ctx: HandlerContext) -> None:
 @router.handles(KeysImported)
 async def add_imported_supply(event: KeysImported, ctx: HandlerContext) -> None:
     """The safety net of the import's fast path: same op id, so Redis counts the batch once."""
-    await apply_supply(ctx.tx.db, inventory(), event.sku_id, event.accepted, store.import_op(event.batch_id))
+    await apply_supply(ctx.tx.db, inventory(ctx), event.sku_id, event.accepted, store.import_op(event.batch_id))
 
 
 @router.handles(KeyDisabled)
 async def remove_disabled_supply(event: KeyDisabled, ctx: HandlerContext) -> None:
-    await apply_supply(ctx.tx.db, inventory(), event.sku_id, -1, store.disable_op(event.key_id))
+    await apply_supply(ctx.tx.db, inventory(ctx), event.sku_id, -1, store.disable_op(event.key_id))

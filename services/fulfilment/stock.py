@@ -61,7 +61,7 @@ async def rebuild_all(db: Any, inventory: Inventory, *, only_missing: bool) -> d
 
 async def on_ready(rt: Runtime) -> None:
     """Start-up hook: Redis may have restarted empty; then keep counters honest as keys expire."""
-    inventory = Inventory(rt.redis)
+    inventory = rt.get(Inventory)
     rebuilt = await rebuild_all(rt.mongo.db, inventory, only_missing=True)
     if rebuilt:
         log.info("rebuilt missing supply counters of %d SKUs", len(rebuilt))

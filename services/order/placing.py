@@ -16,6 +16,7 @@ import time
 from typing import Any, Literal
 
 import msgspec
+from pymongo.errors import DuplicateKeyError
 
 from services.order.domain import Buyer, Quote, Status, payment_deadline, quote
 from services.order.saga import OrderDeps, status_changed
@@ -153,8 +154,6 @@ async def place(
         try:
             await rt.uow.run(write)
         except Exception as exc:
-            from pymongo.errors import DuplicateKeyError
-
             if isinstance(exc, DuplicateKeyError) and idempotency_key is not None:
                 # The same key raced us: that request owns the order and its hold.
                 existing = await rt.mongo.db[ORDERS].find_one({"_id": order_id})

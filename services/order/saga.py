@@ -12,7 +12,7 @@ from typing import Any
 
 from services.order.domain import HOLDING_STOCK, Status
 from services.order.settings import OrderSettings
-from services.order.store import transition
+from services.order.store import ORDERS, transition
 from services.order.watch import StatusWatch
 from shared.contracts.envelope import utcnow
 from shared.contracts.order import CancelRequested, OrderPaid, OrderStatusChanged, RefundRequested
@@ -121,7 +121,7 @@ async def cancel(tx: Tx, deps: OrderDeps, order: dict[str, Any]) -> str:
             return Status.CANCELLED.value
         return "unchanged"
     tx.emit(CancelRequested(order_id=order["_id"], user_id=order["user_id"]))
-    await tx.db["orders"].update_one(
+    await tx.db[ORDERS].update_one(
         {"_id": order["_id"]}, {"$set": {"cancel_requested_at": utcnow()}}, session=tx.session
     )
     return "cancel_requested"

@@ -148,9 +148,8 @@ async def test_the_import_event_handler_is_the_safety_net_of_the_fast_path(mongo
     await inventory.set_supply(sku["_id"], 0)  # the counter exists; the fast path never ran
     report = await _import(mongo, sku, [f"S{i}-{sku['_id']}" for i in range(3)])
     assert report.batch_id is not None
-    handlers.use_inventory(inventory)
     event = KeysImported(sku_id=sku["_id"], batch_id=report.batch_id, accepted=3, available=3)
-    ctx: Any = SimpleNamespace(tx=SimpleNamespace(db=mongo.db))
+    ctx: Any = SimpleNamespace(tx=SimpleNamespace(db=mongo.db), runtime=SimpleNamespace(get=lambda kind: inventory))
     for _ in range(3):
         await handlers.add_imported_supply(event, ctx)
     assert (await inventory.stock(sku["_id"])).supply == 3
@@ -170,8 +169,7 @@ async def test_a_change_arriving_after_redis_lost_the_counter_rebuilds_instead(
 
     assert await UnitOfWork(mongo, producer="fulfilment").run(disable) == "available"
     assert not await inventory.known(sku["_id"])
-    handlers.use_inventory(inventory)
-    ctx: Any = SimpleNamespace(tx=SimpleNamespace(db=mongo.db))
+    ctx: Any = SimpleNamespace(tx=SimpleNamespace(db=mongo.db), runtime=SimpleNamespace(get=lambda kind: inventory))
     await handlers.remove_disabled_supply(KeyDisabled(sku_id=sku["_id"], key_id=key["_id"]), ctx)
     assert (await inventory.stock(sku["_id"])).supply == 3
     await handlers.remove_disabled_supply(KeyDisabled(sku_id=sku["_id"], key_id=key["_id"]), ctx)
