@@ -71,10 +71,11 @@ class Platform:
     names: Iterable[str] = ALL_PROCESSES
     ready_timeout: float = 90.0
     processes: dict[str, ServiceProcess] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        ports = assign_ports()
+        ports = self.ports = assign_ports()
         for name in self.names:
             self.processes[name] = ServiceProcess(
                 name=name,

@@ -1,5 +1,5 @@
 """The platform's processes and the environment each one gets: one list for `make dev`
-(honcho) and for the tests (deploy.platform), so both run the platform the same way."""
+(deploy/runner.py) and for the tests (deploy.platform), so both run the platform the same way."""
 
 from __future__ import annotations
 
@@ -10,10 +10,14 @@ from deploy.stack import free_port
 from services.fulfilment.settings import DEV_VAULT_KEYS
 from shared.config import DEV_JWT_SECRET
 
-BACKEND_SERVICES = ("identity", "wallet", "catalog", "order", "fulfilment", "support")
+BACKEND_SERVICES = ("identity", "wallet", "catalog", "order", "fulfilment", "support", "assistant")
 # Stand-ins for outside systems (dev and tests only): deploy/<name>.py, started before the services.
-SIMULATORS = ("paysim", "suppliersim", "mailsink")
-APP_PROCESSES = (*BACKEND_SERVICES, "gateway")
+SIMULATORS = ("paysim", "suppliersim", "mailsink", "smssim")
+# Dev-only helpers that `make dev` starts and the tests do not (they bring their own collector).
+DEV_TOOLS = ("traceview",)
+# The web (storefront and console pages) is a client of the gateway's public API, and the
+# gateway forwards every non-API path to it.
+APP_PROCESSES = (*BACKEND_SERVICES, "web", "gateway")
 ALL_PROCESSES = (*SIMULATORS, *APP_PROCESSES)
 
 # Development defaults, printed by `make dev`; anything set in the environment wins.
@@ -33,14 +37,15 @@ DEV_DEFAULTS = {
 
 
 def command(name: str) -> list[str]:
-    package = "deploy" if name in SIMULATORS else "services"
+    package = "deploy" if name in (*SIMULATORS, *DEV_TOOLS) else "services"
     return [sys.executable, "-m", f"{package}.{name}"]
 
 
 def assign_ports(gateway_port: int | None = None) -> dict[str, int]:
-    ports = {name: free_port() for name in (*SIMULATORS, *BACKEND_SERVICES)}
+    ports = {name: free_port() for name in (*SIMULATORS, *BACKEND_SERVICES, "web")}
     ports["gateway"] = gateway_port or free_port()
     ports["mailsink_smtp"] = free_port()
+    ports["gateway_metrics"] = free_port()
     return ports
 
 
@@ -53,8 +58,14 @@ def process_env(name: str, ports: Mapping[str, int], base: Mapping[str, str]) ->
     if "gateway" in ports:
         env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{ports['gateway']}")
     if name == "gateway":
+        # The gateway's /metrics listens apart from its public door (404 there), as in k8s.
+        env.setdefault("METRICS_PORT", str(ports["gateway_metrics"]))
         for service in BACKEND_SERVICES:
             env[f"{service.upper()}_URL"] = f"http://127.0.0.1:{ports[service]}"
+        if "web" in ports:
+            env["WEB_URL"] = f"http://127.0.0.1:{ports['web']}"
+    if name == "web":
+        env["GATEWAY_URL"] = f"http://127.0.0.1:{ports['gateway']}"
     if name == "fulfilment":
         env.setdefault("SUPPLIER_URL", f"http://127.0.0.1:{ports['suppliersim']}")
     if name == "wallet":
@@ -65,4 +76,9 @@ def process_env(name: str, ports: Mapping[str, int], base: Mapping[str, str]) ->
         # support sends its emails to the local sink; production sets SMTP_* itself.
         env.setdefault("SMTP_HOST", "127.0.0.1")
         env.setdefault("SMTP_PORT", str(ports["mailsink_smtp"]))
+    if name == "identity":
+        # identity sends its one-time codes itself: email to the local sink, SMS to the simulator.
+        env.setdefault("SMTP_HOST", "127.0.0.1")
+        env.setdefault("SMTP_PORT", str(ports["mailsink_smtp"]))
+        env.setdefault("SMS_GATEWAY_URL", f"http://127.0.0.1:{ports['smssim']}")
     return env

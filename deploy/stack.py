@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,11 @@ def kafka_command(port: int, data_dir: Path) -> list[str]:
         url,
         "--storage-engine",
         "memory://tansu/",
+        # Memory storage: every start is a new, empty broker, so it gets its own cluster id.
+        # The relays compare it with the one their outbox was published to and publish again
+        # what this broker never received (shared/messaging/recovery.py).
+        "--cluster-id",
+        f"kameng-memory-{uuid.uuid4().hex[:12]}",
     ]
 
 
@@ -222,6 +228,9 @@ class EmbeddedStack:
         if self.run_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="kameng-stack-")
             self.run_dir = Path(self._tmp.name)
+        # Absolute: the servers run with the run folder as their working directory, so a relative
+        # data path would land in a nested copy of it (issue 12: .kameng/dev/stack/.kameng/...).
+        self.run_dir = self.run_dir.resolve()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
 
@@ -248,12 +257,14 @@ class EmbeddedStack:
             raise
         return self.env()
 
-    def start_component(self, name: str) -> Component:
-        """Start (or restart, on a new port) one embedded component and wait until it answers."""
+    def start_component(self, name: str, port: int | None = None) -> Component:
+        """Start (or restart, on a new port or the given one) one embedded component and wait
+        until it answers."""
         assert self.run_dir is not None
         last_error: Exception | None = None
+        wanted = port
         for _ in range(START_ATTEMPTS):
-            port = free_port()
+            port = wanted or free_port()
             log_path = self.logs_dir / f"{name}.log"
             log_file = log_path.open("ab")
             data_dir = self.run_dir / "data"
@@ -278,6 +289,8 @@ class EmbeddedStack:
                 self._terminate(component)
                 if process.poll() is None or not port_taken(port):
                     raise  # not a port race: give up with the real reason
+                if wanted:
+                    time.sleep(0.5)  # our own port, still held by the process just killed
         raise StackError(f"{name} could not start after {START_ATTEMPTS} attempts: {last_error}")
 
     def _wait_ready(self, c: Component) -> None:
@@ -300,6 +313,13 @@ class EmbeddedStack:
             f"{c.name} at {c.url} did not answer within {self.ready_timeout:.0f}s ({last}); {where}"
             + log_tail(c.log_path)
         )
+
+    def kill_component(self, name: str) -> None:
+        """SIGKILL, as a crash: Redis keeps nothing on disk here, so it comes back empty."""
+        component = self.components[name]
+        if component.process is not None and component.process.poll() is None:
+            component.process.kill()
+            component.process.wait(timeout=10)
 
     def stop_component(self, name: str) -> None:
         component = self.components.get(name)

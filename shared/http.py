@@ -18,6 +18,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from shared import context
 from shared.contracts.envelope import new_id
 from shared.errors import EXCEPTION_HANDLERS
+from shared.metrics import http_metrics
+from shared.strict_bodies import document_unknown_fields, strict_json_body
 from shared.telemetry import Telemetry
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -71,7 +73,10 @@ async def run_checks(checks: Mapping[str, Check], limit_seconds: float = 2.0) ->
     return dict(zip(checks.keys(), results, strict=True))
 
 
-def health_controller(checks_provider: Callable[[str], Mapping[str, Check]]) -> type[Controller]:
+def health_controller(
+    checks_provider: Callable[[str], Mapping[str, Check]],
+    details: Callable[[], Mapping[str, Any]] | None = None,
+) -> type[Controller]:
     """`/health/live` (the process runs) and `/health/ready` (every dependency answers).
 
     `checks_provider(scope)` gives the checks to run; `?scope=edge` lets the gateway's own
@@ -100,22 +105,37 @@ def health_controller(checks_provider: Callable[[str], Mapping[str, Check]]) -> 
         ) -> Response[dict[str, Any]]:
             checks = await run_checks(checks_provider(readiness_scope))
             ok = all(v == "ok" for v in checks.values())
-            return Response({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+            body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+            if details is not None:
+                body.update(details())
+            return Response(body, status_code=200 if ok else 503)
 
     return HealthController
 
 
-def create_http_app(*, telemetry: Telemetry, openapi: OpenAPIConfig, max_body_bytes: int, **options: Any) -> Litestar:
+def create_http_app(
+    *,
+    telemetry: Telemetry,
+    openapi: OpenAPIConfig,
+    max_body_bytes: int,
+    service: str | None = None,
+    **options: Any,
+) -> Litestar:
     """A Litestar app with the defaults every process here shares: request ids, problem+json for
-    every error, OpenTelemetry at the edge (health probes not traced), our log format."""
-    return Litestar(
-        middleware=[request_id_middleware],
+    every error, OpenTelemetry at the edge (health probes and scrapes not traced), our log format,
+    and, when `service` names it, Prometheus RED metrics per route template (shared.metrics).
+    Serving `/metrics` is the caller's choice: a service on its own port, the gateway apart."""
+    middleware: list[Any] = [request_id_middleware]
+    if service is not None:
+        middleware.append(http_metrics(service).middleware)
+    app = Litestar(
+        middleware=middleware,
         plugins=[
             OpenTelemetryPlugin(
                 OpenTelemetryConfig(
                     tracer_provider=telemetry.tracer_provider,
                     meter_provider=telemetry.meter_provider,
-                    exclude=["/health"],
+                    exclude=["/health", "/metrics"],
                 )
             )
         ],
@@ -123,6 +143,9 @@ def create_http_app(*, telemetry: Telemetry, openapi: OpenAPIConfig, max_body_by
         logging_config=None,  # shared.telemetry.setup_logging owns the log format
         openapi_config=openapi,
         request_max_body_size=max_body_bytes,
+        before_request=strict_json_body,
         debug=False,
         **options,
     )
+    document_unknown_fields(app)
+    return app

@@ -6,8 +6,18 @@ Two services write it, each its own counter, so each can rebuild its part from i
     inv:{<sku>}:held        order: units held by open orders (placed, not yet delivered or released)
     inv:{<sku>}:holds       order: hash order id -> units, the holds themselves
     inv:{<sku>}:op:<op id>  fulfilment: marker that a supply change was applied (idempotency)
+    inv:epoch:supply        fulfilment: "every supply counter in this Redis was built from the vault"
+    inv:epoch:held          order: "every held counter in this Redis was built from the orders"
 
     sellable = supply - held
+
+A missing counter is never read as zero: after Redis lost its data (restart, failover, eviction)
+a zero `held` would sell the units of every open order a second time (issue 12: 66 buyers got
+201 for 60 keys). The hold script refuses when either counter of the SKU is missing and says
+which; the order service then builds `held` itself (when its epoch marker stands, the SKU is
+merely new) or answers 503 until the owner's rebuild has set the epoch marker again. Rebuilds of
+a missing counter only create it (NX): two rebuilds racing, or a rebuild racing a live change,
+cannot overwrite a counter built from a later truth.
 
 Every key of one SKU carries the same hash tag `{<sku>}`, so each script touches one slot and runs
 on Redis Cluster too. Holds have no TTL on purpose: an expiring key could not give its units back
@@ -39,13 +49,26 @@ end
 return false
 """
 
+# KEYS: supply, marker, op markers... ARGV: supply, marker ttl. Creates the counter only if it
+# is missing (and only then marks the ops it counts). Returns 1 when set, 0 when it existed.
+_SET_SUPPLY_IF_MISSING = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
+for i = 2, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[2]) end
+return 1
+"""
+
 # KEYS: supply, held, holds. ARGV: order id, units.
-# Returns {1, units} when held (also when this order already held), {0, sellable} when short.
+# Returns {1, units} when held (also when this order already held), {0, sellable} when short,
+# {-1, 0} when the supply counter is missing and {-2, 0} when the held counter is (rebuild first).
 _HOLD = """
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
 if existing then return {1, tonumber(existing)} end
+local held = redis.call('GET', KEYS[2])
+if not held then return {-2, 0} end
+local supply = redis.call('GET', KEYS[1])
+if not supply then return {-1, 0} end
 local units = tonumber(ARGV[2])
-local sellable = tonumber(redis.call('GET', KEYS[1]) or '0') - tonumber(redis.call('GET', KEYS[2]) or '0')
+local sellable = tonumber(supply) - tonumber(held)
 if sellable < units then return {0, sellable} end
 redis.call('HSET', KEYS[3], ARGV[1], units)
 redis.call('INCRBY', KEYS[2], units)
@@ -73,6 +96,17 @@ redis.call('SET', KEYS[1], total)
 return total
 """
 
+# The same, only when the held counter is missing. Returns the total held, or -1 if it existed.
+_SET_HOLDS_IF_MISSING = (
+    """
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+"""
+    + _SET_HOLDS
+)
+
+EPOCH_SUPPLY = "inv:epoch:supply"
+EPOCH_HELD = "inv:epoch:held"
+
 
 @dataclass(frozen=True)
 class Stock:
@@ -89,6 +123,8 @@ class HoldResult:
     ok: bool
     units: int
     """Units held when ok; units still sellable when not."""
+    missing: str | None = None
+    """"supply" or "held" when that counter is missing: nothing was held, rebuild first."""
 
 
 class Inventory:
@@ -98,6 +134,8 @@ class Inventory:
         self._hold = redis.register_script(_HOLD)
         self._release = redis.register_script(_RELEASE)
         self._set_holds = redis.register_script(_SET_HOLDS)
+        self._set_holds_if_missing = redis.register_script(_SET_HOLDS_IF_MISSING)
+        self._set_supply_if_missing = redis.register_script(_SET_SUPPLY_IF_MISSING)
 
     # -- fulfilment's side -------------------------------------------------------------------
 
@@ -121,6 +159,12 @@ class Inventory:
                 pipe.set(_k(sku_id, f"op:{op_id}"), "1", ex=OP_MARKER_TTL_SECONDS)
             await pipe.execute()
 
+    async def set_supply_if_missing(self, sku_id: str, supply: int, applied_ops: Iterable[str] = ()) -> bool:
+        """Rebuild a lost counter: as `set_supply`, but only if the counter is missing (False if
+        it exists, e.g. another rebuild or a live change created it meanwhile)."""
+        keys = [_k(sku_id, "supply"), *(_k(sku_id, f"op:{op_id}") for op_id in applied_ops)]
+        return bool(await self._set_supply_if_missing(keys=keys, args=[supply, OP_MARKER_TTL_SECONDS]))
+
     # -- order's side ------------------------------------------------------------------------
 
     async def hold(self, sku_id: str, order_id: str, units: int) -> HoldResult:
@@ -128,6 +172,8 @@ class Inventory:
         ok, value = await self._hold(
             keys=[_k(sku_id, "supply"), _k(sku_id, "held"), _k(sku_id, "holds")], args=[order_id, units]
         )
+        if ok < 0:
+            return HoldResult(ok=False, units=0, missing="supply" if ok == -1 else "held")
         return HoldResult(ok=bool(ok), units=int(value))
 
     async def release(self, sku_id: str, order_id: str) -> int:
@@ -141,6 +187,22 @@ class Inventory:
         for order_id, units in holds.items():
             args += [order_id, units]
         return int(await self._set_holds(keys=[_k(sku_id, "held"), _k(sku_id, "holds")], args=args))
+
+    async def set_holds_if_missing(self, sku_id: str, holds: Mapping[str, int]) -> bool:
+        """Rebuild a lost counter: as `set_holds`, only if the held counter is missing."""
+        args: list[str | int] = []
+        for order_id, units in holds.items():
+            args += [order_id, units]
+        keys = [_k(sku_id, "held"), _k(sku_id, "holds")]
+        return int(await self._set_holds_if_missing(keys=keys, args=args)) >= 0
+
+    # -- epochs: whether this Redis's counters were built from the owners' truth --------------
+
+    async def epoch_known(self, marker: str) -> bool:
+        return bool(await self.redis.exists(marker))
+
+    async def mark_epoch(self, marker: str) -> None:
+        await self.redis.set(marker, "1")
 
     # -- both --------------------------------------------------------------------------------
 
@@ -158,6 +220,18 @@ class Inventory:
     async def stock(self, sku_id: str) -> Stock:
         supply, held = await self.redis.mget(_k(sku_id, "supply"), _k(sku_id, "held"))
         return Stock(supply=int(supply or 0), held=int(held or 0))
+
+    async def stocks(self, sku_ids: Iterable[str]) -> dict[str, Stock]:
+        """`stock` of several SKUs in one round trip (one MGET per SKU, each on its own slot)."""
+        ids = list(dict.fromkeys(sku_ids))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sku_id in ids:
+                pipe.mget(_k(sku_id, "supply"), _k(sku_id, "held"))
+            found = await pipe.execute()
+        return {
+            sku_id: Stock(supply=int(supply or 0), held=int(held or 0))
+            for sku_id, (supply, held) in zip(ids, found, strict=True)
+        }
 
     async def known(self, sku_id: str) -> bool:
         """False when Redis has no supply counter for the SKU (e.g. it restarted empty): rebuild."""

@@ -43,6 +43,11 @@ def format_yuan(cents: int) -> str:
     return f"{sign}{whole}.{frac:02d}"
 
 
+def format_price(cents: int) -> str:
+    """1250 -> '¥12.50': how people read a price (notifications, emails, pages)."""
+    return "¥" + format_yuan(cents)
+
+
 def apply_rate(cents: int, basis_points: int) -> int:
     """cents * rate, rounded half-up to the cent. apply_rate(999, 9500) == 949 (95 % of 9.99)."""
     if basis_points < 0:

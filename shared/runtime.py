@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
@@ -21,6 +21,15 @@ C = TypeVar("C")
 
 
 @dataclass
+class LoopState:
+    """What `/health/ready` shows of one supervised background loop."""
+
+    status: str = "starting"
+    restarts: int = 0
+    last_error: str | None = None
+
+
+@dataclass
 class Runtime:
     """Everything a service's handlers need; one per process, in `app.state.runtime`."""
 
@@ -33,20 +42,19 @@ class Runtime:
     telemetry: Telemetry
     started: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    components: dict[type[Any], Any] = field(default_factory=dict)
-
-    def put(self, component: Any) -> None:
-        """Register a service's own long-lived object (e.g. its inventory client), by its type."""
-        self.components[type(component)] = component
-
-    def get(self, kind: type[C]) -> C:
-        return self.components[kind]  # type: ignore[no-any-return]
+    deps: Any = None
+    """The service's typed Deps (built by `ServiceSpec.deps`); each service reads it through its
+    own typed accessor, e.g. `OrderDeps` in controllers and `ctx.deps` in handlers."""
+    loops: dict[str, LoopState] = field(default_factory=dict)
 
     async def check_kafka(self) -> None:
         if not self.started.is_set():
             raise ConnectionError("consumers not started yet")
         if not await self.broker.ping(timeout=1.5):
             raise ConnectionError(f"no answer from {self.settings.kafka_bootstrap_servers}")
+
+    def health_details(self) -> dict[str, Any]:
+        return {"background": {name: asdict(state) for name, state in self.loops.items()}}
 
     def readiness_checks(self, scope: str = "all") -> Mapping[str, Check]:
         return {"kafka": self.check_kafka, "mongodb": self.mongo.ping, "redis": self.redis.ping}

@@ -3,8 +3,8 @@
 - `service.name` comes from the service (OTEL_SERVICE_NAME wins when set).
 - Spans and metrics go out over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set; tests pass
   an in-memory exporter instead (or point the endpoint at a collector they run).
-- pymongo, redis and httpx are instrumented; the HTTP edge (Litestar plugin) and Kafka
-  (FastStream middleware) are wired where those are created. No instrumentation records
+- pymongo, redis and httpx are instrumented when spans are exported; the HTTP edge (Litestar
+  plugin) and Kafka (FastStream middleware) are wired where those are created. No instrumentation records
   statements or payloads: card keys and other secrets never reach a span.
 """
 
@@ -23,6 +23,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 
@@ -53,11 +54,14 @@ def setup_telemetry(
     resource = Resource.create(
         {SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service_name), SERVICE_VERSION: "0.1.0"}
     )
-    tracer_provider = TracerProvider(resource=resource)
+    exporting = span_exporter is not None or bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+    tracer_provider = TracerProvider(resource=resource, sampler=_sampler(exporting))
     readers = list(metric_readers or [])
     if span_exporter is not None:
         tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-    elif os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    elif exporting:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -67,10 +71,21 @@ def setup_telemetry(
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     propagate.set_global_textmap(CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
-    if instrument_libraries:
+    # The libraries' spans (each Redis and MongoDB call) only cost where nothing exports them.
+    if instrument_libraries and exporting:
         _instrument_libraries(tracer_provider, meter_provider)
     _current = Telemetry(tracer_provider=tracer_provider, meter_provider=meter_provider)
     return _current
+
+
+def _sampler(exporting: bool) -> Sampler | None:
+    """OTEL_TRACES_SAMPLER when set (under load: `parentbased_traceidratio` with
+    OTEL_TRACES_SAMPLER_ARG, docs/operations.md), else every trace, except that a process that
+    exports nowhere records no span at all: the trace context still crosses every hop and still
+    names the trace in log lines, without the cost of spans nobody reads (Decision 24)."""
+    if os.environ.get("OTEL_TRACES_SAMPLER") or exporting:
+        return None  # the SDK's own choice: the environment's sampler, or parent-based always-on
+    return ALWAYS_OFF
 
 
 def _instrument_libraries(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
@@ -106,3 +121,9 @@ def setup_logging(service_name: str, level: str = "INFO") -> None:
     # Per-connection chatter from the clients is not useful at INFO.
     for noisy in ("aiokafka", "pymongo", "httpx", "httpcore", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def current_trace_id() -> str | None:
+    """The W3C trace id (32 hex digits) of the span this code runs in; None outside a trace."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None

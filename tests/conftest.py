@@ -23,6 +23,12 @@ RUN_DIR = ROOT / ".kameng" / "test-runs" / time.strftime("%Y%m%d-%H%M%S")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    kinds = {"browser" in Path(str(item.fspath)).parts for item in items}
+    if kinds == {True, False}:
+        # Playwright's sync API keeps its own event loop running in the main thread, and every
+        # asyncio test after it would fail with "Runner.run() cannot be called from a running
+        # event loop": the browser tests get a pytest process of their own (`make test` does so).
+        raise pytest.UsageError("run tests/browser in its own pytest process: `make test` runs both")
     for item in items:
         parts = Path(str(item.fspath)).parts
         if "integration" in parts:
@@ -63,6 +69,9 @@ def base_env(infra: dict[str, str]) -> dict[str, str]:
     return env
 
 
+TRACE_VIEWER = "http://127.0.0.1:16686/trace/{trace_id}"
+
+
 @pytest.fixture(scope="session")
 def otlp() -> Iterator[Collector]:
     """Spans exported over OTLP/HTTP by the platform's processes."""
@@ -79,6 +88,8 @@ def platform(base_env: dict[str, str], otlp: Collector) -> Iterator[Platform]:
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+        # Where the console links an order's trace (only the link is checked, never opened).
+        "TRACE_VIEWER_URL": TRACE_VIEWER,
         # The wallet polls the payment provider for top-ups pending this long (60 s by default),
         # and closes unpaid ones after a while, so the tests do not wait for minutes.
         "TOPUP_POLL_AFTER_SECONDS": "4",
@@ -89,6 +100,19 @@ def platform(base_env: dict[str, str], otlp: Collector) -> Iterator[Platform]:
         "TICKET_SLA_MINUTES": "0.05",  # 3 s
         "WEBHOOK_BACKOFF_INITIAL_MS": "200",
         "WEBHOOK_MAX_ATTEMPTS": "4",
+        # Scheduled orders (自动充值, read by order only): a "month" lasts 3 s, due runs are
+        # looked for twice a second, so a test watches several runs.
+        "SUBSCRIPTION_PERIOD_SECONDS": "3",
+        "SUBSCRIPTION_TICK_SECONDS": "0.5",
+        # Agents' commissions leave the after-sales window within a test (read by the wallet only).
+        "AGENT_COMMISSION_HOLD_SECONDS": "6",
+        "AGENT_COMMISSION_SWEEP_SECONDS": "0.5",
+        # 订单到期提醒 (read by fulfilment only): the sweep looks every second.
+        "KEY_REMINDER_SWEEP_SECONDS": "1",
+        # Real-name documents (read by identity only): decided reviews lose their images after
+        # 4 s, looked for twice a second.
+        "REAL_NAME_DOCUMENT_RETENTION_SECONDS": "4",
+        "REAL_NAME_DOCUMENT_SWEEP_SECONDS": "0.5",
     }
     running = Platform(base_env=env, logs_dir=RUN_DIR / "platform")
     try:

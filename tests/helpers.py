@@ -23,10 +23,12 @@ def token_for(
     *,
     roles: Iterable[str] = ("buyer",),
     level: str = "retail",
-    ttl_seconds: int = 900,
+    ttl_seconds: int = 4 * 3600,
     secret: str = DEV_JWT_SECRET,
 ) -> str:
-    """An access token as identity would sign it, for the platform started by the tests."""
+    """An access token as identity would sign it, for the platform started by the tests. Valid for
+    hours: modules mint their staff and buyer headers at import, and the whole suite runs longer
+    than identity's 15-minute access tokens live."""
     return issue_access_token(secret, user_id=user_id or new_id(), roles=roles, level=level, ttl_seconds=ttl_seconds)
 
 

@@ -1,6 +1,10 @@
-"""Pure catalog rules: which price a caller pays, which stock state a buyer sees, and what makes a
-SKU definition or a recipient valid. No I/O: the order service imports these for its quotes, on
-its projection of `catalog.sku-changed` (any object with `prices` and `wholesale` will do).
+"""Pure catalog rules: which price a caller pays, which stock state a buyer sees, what makes a SKU
+definition valid, and what a SKU's `catalog.sku-changed` event holds. No I/O. The pricing
+functions take anything with `prices` and `wholesale` (the event included).
+
+What a buyer types for a SKU's recipient fields is checked by the one shared rule,
+`shared.recipients.validate_recipient` (the order service's quotes); the catalog checks only the
+field definitions themselves (`recipient_field_problems`).
 """
 
 from __future__ import annotations
@@ -8,10 +12,14 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+import msgspec
 
 from shared import pricing
 from shared.auth import LEVELS
+from shared.contracts.catalog import ProductChanged, RecipientField, SkuChanged, WholesaleTier
+from shared.recipients import FieldRule
 
 StockState = Literal["in_stock", "low", "out_of_stock"]
 Problems = list[dict[str, str]]
@@ -33,19 +41,25 @@ class Priced(Protocol):
     def wholesale(self) -> Sequence[Tier]: ...
 
 
-class FieldRule(Protocol):
+class SkuDefinition(Protocol):
+    """What an admin defines for a SKU (the create body, or a patch merged onto the stored SKU)."""
+
     @property
-    def name(self) -> str: ...
+    def prices(self) -> Mapping[str, int]: ...
     @property
-    def label(self) -> str: ...
+    def wholesale(self) -> Sequence[Tier]: ...
     @property
-    def required(self) -> bool: ...
+    def delivery_mode(self) -> str: ...
     @property
-    def pattern(self) -> str | None: ...
+    def recipient_fields(self) -> Sequence[FieldRule]: ...
     @property
-    def min_length(self) -> int | None: ...
+    def max_per_order(self) -> int | None: ...
     @property
-    def max_length(self) -> int | None: ...
+    def max_per_user(self) -> int | None: ...
+    @property
+    def key_mode(self) -> str: ...
+    @property
+    def trial(self) -> bool: ...
 
 
 def normalise_level(level: str | None) -> str:
@@ -73,10 +87,10 @@ def visible_tiers(sku: Priced, level: str | None) -> list[tuple[int, int]]:
     return sorted((t.min_quantity, t.price_cents) for t in sku.wholesale if t.price_cents < base)
 
 
-def stock_state(sellable: int, delivery_mode: str, low_threshold: int) -> StockState:
-    """Card-key SKUs show what the vault can still sell; direct top-ups and manual orders have
-    no stock of their own to run out of."""
-    if delivery_mode != "auto":
+def stock_state(sellable: int, delivery_mode: str, low_threshold: int, key_mode: str = "single") -> StockState:
+    """Card-key SKUs show what the vault can still sell; direct top-ups, manual orders and
+    reusable keys (one key for every buyer) have no stock of their own to run out of."""
+    if delivery_mode != "auto" or key_mode == "reusable":
         return "in_stock"
     if sellable <= 0:
         return "out_of_stock"
@@ -146,23 +160,75 @@ def recipient_field_problems(fields: Sequence[FieldRule]) -> Problems:
     return problems
 
 
-def recipient_problems(fields: Sequence[FieldRule], recipient: Mapping[str, str]) -> Problems:
-    """Check what a buyer entered against the SKU's recipient fields (the order service's quote)."""
-    problems: Problems = []
-    known = {f.name for f in fields}
-    for name in sorted(set(recipient) - known):
-        problems.append({"field": f"recipient.{name}", "message": "not asked for by this product"})
-    for f in fields:
-        value = (recipient.get(f.name) or "").strip()
-        where = f"recipient.{f.name}"
-        if not value:
-            if f.required:
-                problems.append({"field": where, "message": f"{f.label} is required"})
-            continue
-        if f.min_length is not None and len(value) < f.min_length:
-            problems.append({"field": where, "message": f"{f.label} needs at least {f.min_length} characters"})
-        elif f.max_length is not None and len(value) > f.max_length:
-            problems.append({"field": where, "message": f"{f.label} allows at most {f.max_length} characters"})
-        elif f.pattern is not None and not re.fullmatch(f.pattern, value):
-            problems.append({"field": where, "message": f"{f.label} is not in the expected format"})
+def sku_problems(sku: SkuDefinition) -> Problems:
+    """Everything wrong with a SKU definition (empty when it may be stored): its price chain and
+    tiers, its recipient field definitions, and the rules that tie fields together."""
+    problems = price_problems(sku.prices, sku.wholesale) + recipient_field_problems(sku.recipient_fields)
+    if sku.delivery_mode == "direct" and not sku.recipient_fields:
+        problems.append({"field": "recipient_fields", "message": "a direct top-up needs the recipient (e.g. mobile)"})
+    if sku.max_per_order and sku.max_per_user and sku.max_per_order > sku.max_per_user:
+        problems.append({"field": "max_per_order", "message": "greater than max_per_user"})
+    if sku.key_mode == "reusable" and sku.delivery_mode != "auto":
+        problems.append(
+            {"field": "key_mode", "message": "reusable keys are delivered automatically (delivery_mode auto)"}
+        )
+    if sku.trial and any(sku.prices.values()):
+        problems.append({"field": "prices", "message": "a trial (免费体验) is free: every price must be 0"})
     return problems
+
+
+# -- what the catalog tells the others -------------------------------------------------------------
+
+Doc = Mapping[str, Any]
+
+
+class SkuPrices(msgspec.Struct, frozen=True):
+    """The priced part of a stored SKU (a `Priced`)."""
+
+    prices: dict[str, int]
+    wholesale: list[WholesaleTier]
+
+    @classmethod
+    def of(cls, sku: Doc) -> SkuPrices:
+        return cls(dict(sku["prices"]), [WholesaleTier(**t) for t in sku.get("wholesale", [])])
+
+
+def sku_changed(sku: Doc, product: Doc, category: Doc) -> SkuChanged:
+    """The `catalog.sku-changed` event of a stored SKU under its product and category: the whole
+    sellable state, so a projection needs nothing else."""
+    return SkuChanged(
+        sku_id=sku["_id"],
+        revision=sku["revision"],
+        name=sku["name"],
+        product_id=product["_id"],
+        product_name=product["name"],
+        category_id=category["_id"],
+        category_name=category["name"],
+        scenario_id=category["scenario_id"],
+        face_value_cents=sku["face_value_cents"],
+        prices=dict(sku["prices"]),
+        wholesale=[WholesaleTier(**t) for t in sku.get("wholesale", [])],
+        delivery_mode=sku["delivery_mode"],
+        recipient_fields=[msgspec.convert(f, RecipientField) for f in sku.get("recipient_fields", [])],
+        validity_days=sku.get("validity_days"),
+        max_per_order=sku.get("max_per_order"),
+        max_per_user=sku.get("max_per_user"),
+        requires_real_name=bool(sku.get("requires_real_name", False)) or bool(sku.get("trial", False)),
+        on_sale=bool(sku.get("on_sale", True)),
+        key_mode=sku.get("key_mode") or "single",
+        trial=bool(sku.get("trial", False)),
+        eta_seconds=sku.get("eta_seconds"),
+    )
+
+
+def product_changed(product: Doc) -> ProductChanged:
+    """The `catalog.product-changed` event of a stored product: its public fields and listing."""
+    return ProductChanged(
+        product_id=product["_id"],
+        revision=int(product.get("revision", 1)),
+        category_id=product["category_id"],
+        name=product["name"],
+        description=product.get("description", ""),
+        service_notes=product.get("service_notes", ""),
+        listed=bool(product.get("listed")),
+    )

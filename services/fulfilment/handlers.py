@@ -1,48 +1,54 @@
-"""The fulfilment service's Kafka event handlers (each runs in a transaction with the inbox)."""
+"""Every Kafka subscriber of the fulfilment service. Each runs in a transaction with the inbox
+(`ctx.tx`), so a redelivered event changes nothing twice; each hands over to one use case.
+
+A handler's function name is its inbox identity (`fulfilment.<name>`): renaming one would let
+it process again events it already handled."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
-
-from services.fulfilment import store
-from services.fulfilment.stock import apply_supply
+from services.fulfilment.deps import deps_of
+from services.fulfilment.usecases import delivery, stock, vault
+from services.fulfilment.usecases import reissue as replacements
 from shared.contracts.catalog import SkuChanged
-from shared.contracts.fulfilment import KeyDisabled, KeysImported
-from shared.inventory import Inventory
+from shared.contracts.fulfilment import FulfilmentSucceeded, KeyDisabled, KeysImported
+from shared.contracts.order import CancelRequested, OrderPaid
+from shared.contracts.support import ReissueRequested
 from shared.messaging.consumer import EventRouter, HandlerContext
 
 router = EventRouter("fulfilment")
 
 
-def inventory(ctx: HandlerContext) -> Inventory:
-    assert ctx.runtime is not None, "fulfilment handlers run inside the fulfilment service"
-    return ctx.runtime.get(Inventory)
-
-
 @router.handles(SkuChanged)
 async def project_sku(event: SkuChanged, ctx: HandlerContext) -> None:
-    """What the vault needs of a SKU: validity (expiry of imported keys) and delivery mode."""
-    doc: dict[str, Any] = {
-        "_id": event.sku_id,
-        "revision": event.revision,
-        "name": event.name,
-        "product_name": event.product_name,
-        "delivery_mode": event.delivery_mode,
-        "validity_days": event.validity_days,
-        "on_sale": event.on_sale,
-        "recipient_fields": msgspec.to_builtins(event.recipient_fields),
-    }
-    await store.project_sku(ctx.tx.db, ctx.tx.session, doc)
+    await vault.project_sku(ctx.tx, deps_of(ctx), event)
 
 
 @router.handles(KeysImported)
 async def add_imported_supply(event: KeysImported, ctx: HandlerContext) -> None:
-    """The safety net of the import's fast path: same op id, so Redis counts the batch once."""
-    await apply_supply(ctx.tx.db, inventory(ctx), event.sku_id, event.accepted, store.import_op(event.batch_id))
+    await stock.imported_keys_join_supply(deps_of(ctx), event)
 
 
 @router.handles(KeyDisabled)
 async def remove_disabled_supply(event: KeyDisabled, ctx: HandlerContext) -> None:
-    await apply_supply(ctx.tx.db, inventory(ctx), event.sku_id, -1, store.disable_op(event.key_id))
+    await stock.disabled_key_leaves_supply(deps_of(ctx), event)
+
+
+@router.handles(OrderPaid)
+async def start_delivery(event: OrderPaid, ctx: HandlerContext) -> None:
+    """Exactly one delivery per paid order (a duplicate `order.paid` finds it open already)."""
+    await delivery.start_delivery(ctx.tx, deps_of(ctx), event)
+
+
+@router.handles(CancelRequested)
+async def stop_if_nothing_went_out(event: CancelRequested, ctx: HandlerContext) -> None:
+    await delivery.stop_if_nothing_went_out(ctx.tx, deps_of(ctx), event)
+
+
+@router.handles(FulfilmentSucceeded, when=lambda e: e.mode == "auto" and e.sku_id is not None)
+async def claimed_keys_leave_supply(event: FulfilmentSucceeded, ctx: HandlerContext) -> None:
+    await delivery.claimed_keys_leave_supply(ctx.tx, deps_of(ctx), event)
+
+
+@router.handles(ReissueRequested)
+async def reissue(event: ReissueRequested, ctx: HandlerContext) -> None:
+    await replacements.reissue(ctx.tx, deps_of(ctx), event)

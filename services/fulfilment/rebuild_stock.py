@@ -8,7 +8,8 @@ import asyncio
 import sys
 
 from services.fulfilment.settings import FulfilmentSettings
-from services.fulfilment.stock import rebuild, rebuild_all
+from services.fulfilment.store import FulfilmentStore
+from services.fulfilment.usecases.stock import rebuild, rebuild_all
 from shared import redis_client
 from shared.inventory import Inventory
 from shared.mongo import connect
@@ -18,12 +19,12 @@ async def _main(skus: list[str]) -> None:
     settings = FulfilmentSettings()
     mongo = connect(settings.mongodb_url, settings.database_name)
     redis = redis_client.connect(settings.redis_url)
-    inventory = Inventory(redis)
+    store, inventory = FulfilmentStore(mongo.db), Inventory(redis)
     try:
         if skus:
-            result = {sku: await rebuild(mongo.db, inventory, sku) for sku in skus}
+            result = {sku: await rebuild(store, inventory, sku) for sku in skus}
         else:
-            result = await rebuild_all(mongo.db, inventory, only_missing=False)
+            result = await rebuild_all(store, inventory, only_missing=False)
         for sku, supply in sorted(result.items()):
             print(f"{sku}\t{supply}")
     finally:

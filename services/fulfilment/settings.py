@@ -39,7 +39,25 @@ class FulfilmentSettings(ServiceSettings):
     )
     vault_max_key_length: int = 256
     vault_max_lines: int = 100_000
+    vault_job_threshold_bytes: int = 256 * 1024
+    """An upload larger than this is imported as a background job (202), smaller ones at once (200)."""
+    import_chunk_keys: int = 5000
+    """Keys written per transaction by an import job (the unit a restart resumes from)."""
+    import_lease_seconds: float = 15.0
+    """A running job whose worker has not renewed its lease for this long is taken over."""
+    import_poll_seconds: float = 0.5
     stock_rebuild_interval_seconds: float = 3600.0
+    epoch_check_seconds: float = 1.0
+    """How often the service looks whether Redis lost its supply counters (`shared/inventory.py`)."""
+    sku_wait_seconds: float = 5.0
+    """Importing keys into a SKU the vault has not heard of waits this long for its projection: the
+    catalog has acknowledged it and `catalog.sku-changed` is on the way (as order does). Longer
+    than order's 2.5 s: staff import right after creating a SKU, often while a sale keeps the
+    relays and consumers busy, and a made-up id costs one wait only (then 30 s of instant 404s)."""
+    key_reminder_days: float = 3.0
+    """订单到期提醒: an order's keys never revealed are reminded this many days before they expire."""
+    key_reminder_sweep_seconds: float = 300.0
+    """How often the reminder sweep looks for keys entering that window."""
 
     @model_validator(mode="after")
     def _no_dev_vault_key_in_prod(self) -> FulfilmentSettings:

@@ -1,27 +1,52 @@
-"""The fulfilment service's MongoDB collections and indexes (database `kameng_fulfilment`), and the
-vault's queries: import, claim, reveal, disable, and the counts stock is rebuilt from.
+"""Every MongoDB call of the fulfilment service (database `kameng_fulfilment`): collections,
+indexes, the vault's queries (import, claim, reveal, disable, the counts stock is rebuilt from),
+deliveries, the manual queue and the reveal log. Status changes are guarded updates built from the
+transition tables in `domain.py`.
 
-    card_keys  one document per card key: the AES-GCM ciphertext (never the key), its HMAC
-               fingerprint (unique: a key can enter the vault once, ever), status
-               available -> sold | disabled, the order it went to, expiry
-    imports    one per import request: who, when, how many accepted / duplicate / invalid
-    skus       projection of catalog.sku-changed: what the vault needs of a SKU (validity, mode)
+    card_keys     one document per card key: the AES-GCM ciphertext (never the key), its HMAC
+                  fingerprint (unique: a key can enter the vault once, ever), status
+                  (`domain.CARD_KEY`), the order it went to, expiry
+    imports       one per batch of keys (an import request or job): who, when, how many accepted /
+                  duplicate / invalid; a disabled batch's disable time and its pending supply change
+    import_jobs   large imports run in the background (`domain.IMPORT_JOB`): progress, lease, report
+    import_uploads  the uploaded file of a job in 256 KiB chunks (deleted when the job ends)
+    skus          projection of catalog.sku-changed: what the vault needs of a SKU (validity, mode)
+    deliveries    one per paid order (`_id` = order id), status `domain.DELIVERY`
+    manual_tasks  the staff queue of manual deliveries, status `domain.MANUAL_TASK`
+    reveals       who saw an order's keys, when and how (never the codes)
+
+`FulfilmentStore(db)` is what use cases get (through `FulfilmentDeps`); the module functions
+underneath it take the database or the transaction directly.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bson import Binary
 from motor.motor_asyncio import AsyncIOMotorClientSession, AsyncIOMotorDatabase
-from pymongo.errors import BulkWriteError
+from pymongo import ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.fulfilment.crypto import Sealed, Vault
-from services.fulfilment.domain import ParsedBatch, expiry
+from services.fulfilment.domain import (
+    CARD_KEY,
+    DELIVERY,
+    IMPORT_JOB,
+    MANUAL_TASK,
+    DeliveryStatus,
+    ImportStatus,
+    KeyStatus,
+    ParsedBatch,
+    TaskStatus,
+    expiry,
+)
+from shared import idempotency
 from shared.contracts.envelope import new_id, utcnow
 from shared.contracts.fulfilment import KeyDisabled, KeysImported
 from shared.inventory import OP_MARKER_TTL_SECONDS
@@ -31,12 +56,28 @@ from shared.mongo import Index
 CARD_KEYS = "card_keys"
 IMPORTS = "imports"
 SKUS = "skus"
+DELIVERIES = "deliveries"
+MANUAL_TASKS = "manual_tasks"
+REVEALS = "reveals"
+IMPORT_JOBS = "import_jobs"
+UPLOADS = "import_uploads"
 
 INDEXES: list[Index] = [
     Index(CARD_KEYS, [("fp", 1)], {"unique": True}),
     Index(CARD_KEYS, [("sku_id", 1), ("status", 1), ("expires_at", 1)]),
     Index(CARD_KEYS, [("order_id", 1)], {"sparse": True}),
+    # The expiry-reminder sweep: sold keys by expiry (only sold ones are in this index).
+    Index(CARD_KEYS, [("expires_at", 1)], {"partialFilterExpression": {"status": "sold"}, "name": "sold_by_expiry"}),
+    Index(CARD_KEYS, [("batch_id", 1), ("status", 1)]),
     Index(IMPORTS, [("sku_id", 1), ("at", 1)]),
+    Index(IMPORTS, [("supply_pending", 1)], {"sparse": True}),
+    Index(IMPORT_JOBS, [("status", 1), ("lease_until", 1)]),
+    Index(UPLOADS, [("upload_id", 1), ("n", 1)]),
+    Index(DELIVERIES, [("mode", 1), ("status", 1), ("next_attempt_at", 1)]),
+    Index(DELIVERIES, [("mode", 1), ("status", 1), ("poll_at", 1)]),
+    Index(DELIVERIES, [("request_id", 1)], {"sparse": True}),
+    Index(MANUAL_TASKS, [("status", 1), ("urged", -1), ("created_at", 1)]),
+    Index(REVEALS, [("order_id", 1), ("at", -1)]),
 ]
 
 Db = AsyncIOMotorDatabase[Any]
@@ -51,6 +92,10 @@ _MAX_IMPORT_ATTEMPTS = 5
 
 def import_op(batch_id: str) -> str:
     return f"import:{batch_id}"
+
+
+def disable_batch_op(batch_id: str) -> str:
+    return f"disable-batch:{batch_id}"
 
 
 def claim_op(order_id: str) -> str:
@@ -236,7 +281,7 @@ async def claim_keys(
     key cannot both take it: the database serialises the two writes and the loser's filter no
     longer matches (or its transaction hits a write conflict and is retried by the unit of work).
     After a committed claim, take the keys out of supply:
-    `stock.apply_supply(db, inventory, sku_id, -len(ids), claim_op(order_id))` (once per order, and a
+    `usecases.stock.apply_supply(store, inventory, sku_id, -len(ids), claim_op(order_id))` (once per order, and a
     rebuild instead when Redis lost the counter)."""
     db, session = tx.db, tx.session
     now = now or utcnow()
@@ -262,7 +307,7 @@ async def claim_keys(
         if not candidates:
             break
         await db[CARD_KEYS].update_many(
-            {"_id": {"$in": candidates}, "status": "available"},
+            {"_id": {"$in": candidates}, **CARD_KEY.guard(KeyStatus.SOLD)},
             {"$set": sold},
             session=session,
         )
@@ -290,13 +335,33 @@ async def reveal_keys(
     ]
 
 
+async def release_keys(tx: Tx, key_ids: list[str], claim_id: str) -> None:
+    """Put back keys a short claim took (same transaction): sold -> available, owner cleared."""
+    if not key_ids:
+        return
+    await tx.db[CARD_KEYS].update_many(
+        {"_id": {"$in": key_ids}, "order_id": claim_id, **CARD_KEY.guard(KeyStatus.AVAILABLE)},
+        {"$set": {"status": "available"}, "$unset": {"order_id": "", "sold_at": "", "user_id": ""}},
+        session=tx.session,
+    )
+
+
+async def mark_disputed(tx: Tx, claim_ids: list[str], ticket_id: str) -> None:
+    """The keys of these claims were judged bad after a ticket: kept (for the supplier claim), marked."""
+    await tx.db[CARD_KEYS].update_many(
+        {"order_id": {"$in": claim_ids}, "disputed": {"$ne": True}},
+        {"$set": {"disputed": True, "disputed_by_ticket": ticket_id}},
+        session=tx.session,
+    )
+
+
 # -- disable ------------------------------------------------------------------------------------
 
 
 async def disable_key(tx: Tx, sku_id: str, key_id: str, now: datetime) -> str | None:
     """available -> disabled. Returns the key's status before (None: no such key of this SKU)."""
     before = await tx.db[CARD_KEYS].find_one_and_update(
-        {"_id": key_id, "sku_id": sku_id, "status": "available"},
+        {"_id": key_id, "sku_id": sku_id, **CARD_KEY.guard(KeyStatus.DISABLED)},
         {"$set": {"status": "disabled", "disabled_at": now}},
         projection={"status": 1},
         session=tx.session,
@@ -326,7 +391,7 @@ async def disable_codes(
     newly: set[str] = set()
     if targets:
         await tx.db[CARD_KEYS].update_many(
-            {"_id": {"$in": targets}, "status": "available"},
+            {"_id": {"$in": targets}, **CARD_KEY.guard(KeyStatus.DISABLED)},
             {"$set": {"status": "disabled", "disabled_at": now}},
             session=tx.session,
         )
@@ -381,12 +446,19 @@ async def supply_truth(db: Db, sku_id: str, now: datetime) -> tuple[int, list[st
             import_op(d["_id"])
             async for d in db[IMPORTS].find({"sku_id": sku_id, "at": {"$gte": since}}, {"_id": 1}, session=session)
         ]
+        ops += [
+            disable_batch_op(d["_id"])
+            async for d in db[IMPORTS].find(
+                {"sku_id": sku_id, "disabled_at": {"$gte": since}}, {"_id": 1}, session=session
+            )
+        ]
         orders: set[str] = set()
         async for d in db[CARD_KEYS].find(
             {
                 "sku_id": sku_id,
                 "status": {"$in": ["sold", "disabled"]},
                 "$or": [{"sold_at": {"$gte": since}}, {"disabled_at": {"$gte": since}}],
+                "batch_disabled": {"$ne": True},  # counted by their batch's op
             },
             {"order_id": 1, "status": 1},
             session=session,
@@ -404,19 +476,497 @@ async def vault_skus(db: Db) -> list[str]:
     return [str(s) for s in await db[IMPORTS].distinct("sku_id")]
 
 
-async def list_keys(
-    db: Db, sku_id: str, status: str | None, page: int, page_size: int
-) -> tuple[list[dict[str, Any]], int]:
+async def list_keys(db: Db, sku_id: str, status: str | None, skip: int, limit: int) -> tuple[list[dict[str, Any]], int]:
     query: dict[str, Any] = {"sku_id": sku_id}
     if status:
         query["status"] = status
     total = await db[CARD_KEYS].count_documents(query)
     projection = {"ct": 0, "nonce": 0, "fp": 0}
-    cursor = (
-        db[CARD_KEYS]
-        .find(query, projection)
-        .sort([("imported_at", 1), ("line", 1)])
-        .skip((page - 1) * page_size)
-        .limit(page_size)
-    )
+    cursor = db[CARD_KEYS].find(query, projection).sort([("imported_at", 1), ("line", 1)]).skip(skip).limit(limit)
     return [d async for d in cursor], int(total)
+
+
+# -- import jobs ----------------------------------------------------------------------------------
+
+
+class LeaseLost(RuntimeError):
+    """Another worker holds the job now (this one was too slow to renew its lease)."""
+
+
+def sealed_keys(
+    vault: Vault,
+    sku_id: str,
+    keys: list[tuple[int, str]],
+    batch_id: str,
+    now: datetime,
+    expires_at: datetime | None,
+) -> list[dict[str, Any]]:
+    """Documents of a job's keys, `staged`: stored, unique, not sellable. Their ids come from the
+    batch and the line, so a chunk written twice could not hold a key twice (it is written in one
+    transaction with the job's progress anyway)."""
+    docs = []
+    for line, code in keys:
+        sealed = vault.seal(code, sku_id)
+        docs.append(
+            {
+                "_id": f"{batch_id}.{line}",
+                "sku_id": sku_id,
+                "fp": vault.fingerprint(code),
+                "kid": sealed.key_id,
+                "nonce": Binary(sealed.nonce),
+                "ct": Binary(sealed.ciphertext),
+                "status": KeyStatus.STAGED.value,
+                "batch_id": batch_id,
+                "line": line,
+                "imported_at": now,
+                "expires_at": expires_at,
+            }
+        )
+    return docs
+
+
+def _fp_duplicates(exc: BulkWriteError, docs: list[dict[str, Any]]) -> set[str]:
+    """The fingerprints the unique index refused; anything else is re-raised by the caller."""
+    errors = exc.details.get("writeErrors", [])
+    if not errors or any(e.get("code") != 11000 or "fp" not in (e.get("keyPattern") or {}) for e in errors):
+        raise exc
+    return {docs[e["index"]]["fp"] for e in errors}
+
+
+class ImportJobStore:
+    """The jobs of large imports, their uploaded files and their staged keys."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    async def save_chunk(self, upload_id: str, n: int, data: bytes) -> None:
+        await self.db[UPLOADS].insert_one(
+            {"_id": f"{upload_id}:{n:06d}", "upload_id": upload_id, "n": n, "data": Binary(data)}
+        )
+
+    async def chunks(self, upload_id: str) -> AsyncIterator[bytes]:
+        """The uploaded file, chunk by chunk (a few in memory at a time)."""
+        cursor = self.db[UPLOADS].find({"upload_id": upload_id}, {"data": 1}).sort("n", 1).batch_size(4)
+        async for d in cursor:
+            yield bytes(d["data"])
+
+    async def drop_upload(self, upload_id: str) -> None:
+        await self.db[UPLOADS].delete_many({"upload_id": upload_id})
+
+    async def recall(self, owner: str, key: str | None, fp: str) -> str | None:
+        return await idempotency.recall(self.db, "card-key-import", owner, key, fp)
+
+    async def create(self, tx: Tx, doc: dict[str, Any], key: str | None, fp: str) -> None:
+        """The job and its Idempotency-Key record together; DuplicateKeyError: a twin won."""
+        await tx.db[IMPORT_JOBS].insert_one(doc, session=tx.session)
+        await idempotency.remember(tx, "card-key-import", doc["by"], key, fp, doc["_id"])
+
+    async def get(self, job_id: str) -> dict[str, Any] | None:
+        doc: dict[str, Any] | None = await self.db[IMPORT_JOBS].find_one({"_id": job_id}, {"owner": 0})
+        return doc
+
+    async def claim(self, owner: str, now: datetime, lease: timedelta) -> dict[str, Any] | None:
+        """A queued job, or a running one whose worker stopped renewing its lease (it died)."""
+        doc: dict[str, Any] | None = await self.db[IMPORT_JOBS].find_one_and_update(
+            {**IMPORT_JOB.guard(ImportStatus.RUNNING), "lease_until": {"$lt": now}},
+            {"$set": {"status": ImportStatus.RUNNING.value, "owner": owner, "lease_until": now + lease}},
+            sort=[("created_at", 1)],
+            return_document=ReturnDocument.AFTER,
+        )
+        return doc
+
+    async def update(self, job_id: str, owner: str, fields: dict[str, Any]) -> None:
+        """Fields of a job this worker holds (LeaseLost when it no longer does)."""
+        r = await self.db[IMPORT_JOBS].update_one(
+            {"_id": job_id, "owner": owner, "status": ImportStatus.RUNNING.value}, {"$set": fields}
+        )
+        if r.matched_count == 0:
+            raise LeaseLost(job_id)
+
+    async def stage(
+        self,
+        uow: UnitOfWork,
+        job_id: str,
+        owner: str,
+        docs: list[dict[str, Any]],
+        progress: dict[str, Any],
+        repeats: int = 0,
+    ) -> tuple[int, int]:
+        """Insert a chunk of staged keys and advance the job's progress in one transaction, so a
+        restart resumes after the last committed chunk: no key twice, none lost. Keys already in
+        the vault are refused by the unique fingerprint and counted as duplicates, with the
+        chunk's `repeats` (lines repeating an earlier line of the file). Returns (accepted, duplicates)."""
+        in_vault: set[str] = set()
+        for attempt in range(1, _MAX_IMPORT_ATTEMPTS + 1):
+            fresh = [d for d in docs if d["fp"] not in in_vault]
+
+            async def write(tx: Tx, fresh: list[dict[str, Any]] = fresh) -> None:
+                if fresh:
+                    await tx.db[CARD_KEYS].insert_many(fresh, ordered=False, session=tx.session)
+                r = await tx.db[IMPORT_JOBS].update_one(
+                    {"_id": job_id, "owner": owner, "status": ImportStatus.RUNNING.value},
+                    {
+                        "$set": progress,
+                        "$inc": {"accepted": len(fresh), "duplicates": len(docs) - len(fresh) + repeats},
+                    },
+                    session=tx.session,
+                )
+                if r.matched_count == 0:
+                    raise LeaseLost(job_id)
+
+            try:
+                await uow.run(write)
+            except BulkWriteError as exc:
+                in_vault |= _fp_duplicates(exc, fresh)
+                if attempt >= 2:
+                    in_vault |= await _existing_fingerprints(self.db, [d["fp"] for d in fresh])
+                continue
+            return len(fresh), len(docs) - len(fresh)
+        raise ImportConflict("the vault kept changing under this import; try again")
+
+    async def release_staged(self, batch_id: str) -> None:
+        """A failed job's keys: gone (they were never sellable)."""
+        await self.db[CARD_KEYS].delete_many({"batch_id": batch_id, "status": KeyStatus.STAGED.value})
+
+    async def make_available(self, batch_id: str) -> None:
+        """staged -> available for the whole batch, in one command. Repeating it (a restart
+        between this and the job's end) changes nothing more."""
+        if not CARD_KEY.can_move(KeyStatus.STAGED, KeyStatus.AVAILABLE):
+            raise ValueError("staged keys cannot become available")
+        await self.db[CARD_KEYS].update_many(
+            {"batch_id": batch_id, "status": KeyStatus.STAGED.value}, {"$set": {"status": KeyStatus.AVAILABLE.value}}
+        )
+
+    async def finish(
+        self, tx: Tx, job: dict[str, Any], owner: str, target: ImportStatus, fields: dict[str, Any]
+    ) -> None:
+        """Close the job this worker holds (guarded by the table; LeaseLost when it lost it)."""
+        r = await tx.db[IMPORT_JOBS].update_one(
+            {"_id": job["_id"], "owner": owner, **IMPORT_JOB.guard(target)},
+            {"$set": {"status": target.value, "finished_at": utcnow(), **fields}, "$unset": {"lease_until": ""}},
+            session=tx.session,
+        )
+        if r.matched_count == 0:
+            raise LeaseLost(job["_id"])
+
+    async def record_batch(self, tx: Tx, doc: dict[str, Any]) -> int:
+        """The batch's import record, with the SKU's available keys counted in the same transaction."""
+        await tx.db[IMPORTS].insert_one(doc, session=tx.session)
+        return await count_available(tx.db, doc["sku_id"], utcnow(), tx.session)
+
+    # -- batches
+
+    async def batches(self, sku_id: str, skip: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """The SKU's batches, newest first, with their sold and disabled keys counted (index ranges
+        on (batch_id, status): small, never a scan of a 100,000-key batch)."""
+        query = {"sku_id": sku_id}
+        total = await self.db[IMPORTS].count_documents(query)
+        docs = [d async for d in self.db[IMPORTS].find(query).sort("at", -1).skip(skip).limit(limit)]
+        for d in docs:
+            for status in (KeyStatus.SOLD, KeyStatus.DISABLED):
+                d[status.value] = int(
+                    await self.db[CARD_KEYS].count_documents({"batch_id": d["_id"], "status": status.value})
+                )
+        return docs, int(total)
+
+    async def disable_batch(self, tx: Tx, batch_id: str, by: str, now: datetime) -> tuple[dict[str, Any] | None, int]:
+        """Every available key of the batch -> disabled, and the supply change recorded on the batch
+        (`supply_pending`) in the same transaction: applied right after, or by the worker after a
+        crash. Returns the batch (None: no such batch) and how many keys this call disabled."""
+        batch: dict[str, Any] | None = await tx.db[IMPORTS].find_one({"_id": batch_id}, session=tx.session)
+        if batch is None:
+            return None, 0
+        r = await tx.db[CARD_KEYS].update_many(
+            {"batch_id": batch_id, **CARD_KEY.guard(KeyStatus.DISABLED)},
+            {"$set": {"status": KeyStatus.DISABLED.value, "disabled_at": now, "batch_disabled": True}},
+            session=tx.session,
+        )
+        disabled = int(r.modified_count)
+        batch["sold"] = int(
+            await tx.db[CARD_KEYS].count_documents(
+                {"batch_id": batch_id, "status": KeyStatus.SOLD.value}, session=tx.session
+            )
+        )
+        fields: dict[str, Any] = {"disabled_by": batch.get("disabled_by", by)}
+        if batch.get("disabled_at") is None:
+            fields["disabled_at"] = now
+        update: dict[str, Any] = {"$set": fields}
+        if disabled:
+            update["$set"]["supply_pending"] = True
+            update["$inc"] = {"disabled_keys": disabled}
+        await tx.db[IMPORTS].update_one({"_id": batch_id}, update, session=tx.session)
+        return batch, disabled
+
+    async def pending_supply(self, limit: int = 20) -> list[dict[str, Any]]:
+        docs: list[dict[str, Any]] = (
+            await self.db[IMPORTS].find({"supply_pending": True}, {"sku_id": 1, "disabled_keys": 1}).to_list(limit)
+        )
+        return docs
+
+    async def supply_applied(self, batch_id: str) -> None:
+        await self.db[IMPORTS].update_one({"_id": batch_id}, {"$unset": {"supply_pending": ""}})
+
+
+# -- the store object the use cases hold ----------------------------------------------------------
+
+
+def _session(tx: Tx | None) -> Session:
+    return tx.session if tx is not None else None
+
+
+class FulfilmentStore:
+    """Every database call of the service, on one database. Calls that take a `tx` run inside the
+    caller's unit of work (its session); the others stand alone."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+        self.jobs = ImportJobStore(db)
+        self._given_up: dict[str, float] = {}
+
+    def _db(self, tx: Tx | None) -> Db:
+        return tx.db if tx is not None else self.db
+
+    # -- the SKU projection and the vault
+
+    async def get_sku(self, sku_id: str) -> dict[str, Any] | None:
+        return await get_sku(self.db, sku_id)
+
+    async def wait_for_sku(self, sku_id: str, seconds: float) -> dict[str, Any] | None:
+        """Read the projection until the SKU appears or `seconds` pass (Decision 19: the catalog
+        acknowledged it, its `catalog.sku-changed` is on the way). An id that never appeared is
+        answered at once for a while after, so made-up ids cost one wait, not one each."""
+        now = time.monotonic()
+        if self._given_up.get(sku_id, 0.0) > now:
+            return None
+        deadline, pause = now + seconds, 0.05
+        while True:
+            sku = await get_sku(self.db, sku_id)
+            if sku is not None:
+                return sku
+            left = deadline - time.monotonic()
+            if left <= 0:
+                now = time.monotonic()
+                if len(self._given_up) > 10_000:  # made-up ids must not grow memory without end
+                    self._given_up = {k: t for k, t in self._given_up.items() if t > now}
+                self._given_up[sku_id] = now + 30.0
+                return None
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, 0.4)
+
+    async def project_sku(self, tx: Tx, sku: dict[str, Any]) -> bool:
+        return await project_sku(tx.db, tx.session, sku)
+
+    async def import_keys(
+        self, uow: UnitOfWork, vault: Vault, sku: dict[str, Any], batch: ParsedBatch, *, by: str, source: str
+    ) -> ImportReport:
+        return await import_keys(uow, vault, sku, batch, by=by, now=utcnow(), source=source)
+
+    async def reusable_key(self, tx: Tx, sku_id: str, now: datetime) -> str | None:
+        """The key a reusable SKU hands every buyer: its newest available, unexpired key."""
+        doc = await tx.db[CARD_KEYS].find_one(
+            {"sku_id": sku_id, "status": "available", **_usable(now)},
+            {"_id": 1},
+            sort=[("imported_at", -1), ("_id", -1)],
+            session=tx.session,
+        )
+        return str(doc["_id"]) if doc else None
+
+    async def open_key(self, vault: Vault, key_id: str) -> tuple[str, datetime | None] | None:
+        """One key's code (for a reusable key's reveal: the owner check is the delivery's)."""
+        d = await self.db[CARD_KEYS].find_one({"_id": key_id})
+        if d is None:
+            return None
+        return vault.open(Sealed(d["kid"], bytes(d["nonce"]), bytes(d["ct"])), d["sku_id"]), d.get("expires_at")
+
+    async def claim_keys(self, tx: Tx, sku_id: str, claim_id: str, quantity: int, *, user_id: str) -> list[str]:
+        return await claim_keys(tx, sku_id, claim_id, quantity, user_id=user_id)
+
+    async def release_keys(self, tx: Tx, key_ids: list[str], claim_id: str) -> None:
+        await release_keys(tx, key_ids, claim_id)
+
+    async def mark_disputed(self, tx: Tx, claim_ids: list[str], ticket_id: str) -> None:
+        await mark_disputed(tx, claim_ids, ticket_id)
+
+    async def reveal_keys(self, vault: Vault, claim_id: str, *, user_id: str) -> list[tuple[str, datetime | None]]:
+        return await reveal_keys(self.db, vault, claim_id, user_id=user_id)
+
+    async def disable_key(self, tx: Tx, sku_id: str, key_id: str) -> str | None:
+        return await disable_key(tx, sku_id, key_id, utcnow())
+
+    async def disable_codes(
+        self, tx: Tx, vault: Vault, sku_id: str, codes: list[str], now: datetime
+    ) -> tuple[dict[str, list[int]], list[str]]:
+        return await disable_codes(tx, vault, sku_id, codes, now)
+
+    async def list_keys(
+        self, sku_id: str, status: str | None, skip: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        return await list_keys(self.db, sku_id, status, skip, limit)
+
+    async def vault_counts(self, sku_id: str) -> dict[str, int]:
+        return await vault_counts(self.db, sku_id, utcnow())
+
+    async def supply_truth(self, sku_id: str) -> tuple[int, list[str]]:
+        return await supply_truth(self.db, sku_id, utcnow())
+
+    async def vault_skus(self) -> list[str]:
+        return await vault_skus(self.db)
+
+    # -- deliveries
+
+    async def open_delivery(self, tx: Tx, doc: dict[str, Any]) -> bool:
+        """False when the order already has its delivery (the `_id` is the order id)."""
+        try:
+            await tx.db[DELIVERIES].insert_one(doc, session=tx.session)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get_delivery(
+        self, order_id: str, *, tx: Tx | None = None, user_id: str | None = None
+    ) -> dict[str, Any] | None:
+        query: dict[str, Any] = {"_id": order_id}
+        if user_id is not None:
+            query["user_id"] = user_id
+        doc: dict[str, Any] | None = await self._db(tx)[DELIVERIES].find_one(query, session=_session(tx))
+        return doc
+
+    async def move_delivery(
+        self,
+        tx: Tx | None,
+        order_id: str,
+        target: DeliveryStatus,
+        *,
+        only_from: DeliveryStatus | None = None,
+        also: dict[str, Any] | None = None,
+        set_: dict[str, Any] | None = None,
+        unset: tuple[str, ...] = (),
+    ) -> dict[str, Any] | None:
+        """Move a delivery to `target` if the table allows it from its status (narrowed to
+        `only_from` when given, and to documents matching `also`); the document after, or None
+        when nothing matched (already closed, moved meanwhile)."""
+        guard = DELIVERY.guard(target)
+        if only_from is not None:
+            if not DELIVERY.can_move(only_from, target):
+                raise ValueError(f"a delivery cannot move from {only_from} to {target}")
+            guard = {DELIVERY.field: only_from.value}
+        update: dict[str, Any] = {"$set": {"status": target.value, **(set_ or {})}}
+        if unset:
+            update["$unset"] = dict.fromkeys(unset, "")
+        doc: dict[str, Any] | None = await self._db(tx)[DELIVERIES].find_one_and_update(
+            {"_id": order_id, **(also or {}), **guard},
+            update,
+            session=_session(tx),
+            return_document=ReturnDocument.AFTER,
+        )
+        return doc
+
+    async def annotate_delivery(
+        self, order_id: str, status: DeliveryStatus, fields: dict[str, Any], *, also: dict[str, Any] | None = None
+    ) -> None:
+        """Set fields of a delivery still in `status` (no status change): the request id before
+        sending, the next attempt or poll time."""
+        await self.db[DELIVERIES].update_one(
+            {"_id": order_id, "status": status.value, **(also or {})}, {"$set": fields}
+        )
+
+    async def due_direct(self, now: datetime, limit: int = 50) -> list[dict[str, Any]]:
+        """Direct top-ups waiting to be sent."""
+        query = {"mode": "direct", "status": DeliveryStatus.PENDING.value, "next_attempt_at": {"$lte": now}}
+        docs: list[dict[str, Any]] = await self.db[DELIVERIES].find(query).limit(limit).to_list(limit)
+        return docs
+
+    async def stale_direct(self, now: datetime, limit: int = 50) -> list[dict[str, Any]]:
+        """Sent top-ups without a result by their poll time (lost callbacks)."""
+        query = {"mode": "direct", "status": DeliveryStatus.SUBMITTED.value, "poll_at": {"$lte": now}}
+        docs: list[dict[str, Any]] = await self.db[DELIVERIES].find(query).limit(limit).to_list(limit)
+        return docs
+
+    async def add_reissue(self, tx: Tx, order_id: str, record: dict[str, Any]) -> None:
+        await tx.db[DELIVERIES].update_one({"_id": order_id}, {"$push": {"reissues": record}}, session=tx.session)
+
+    # -- the manual queue
+
+    async def add_task(self, tx: Tx, doc: dict[str, Any]) -> None:
+        await tx.db[MANUAL_TASKS].insert_one(doc, session=tx.session)
+
+    async def close_task(
+        self, tx: Tx, task_id: str, target: TaskStatus, fields: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Guarded: a task closes once; None when it is not (or no longer) open."""
+        task: dict[str, Any] | None = await tx.db[MANUAL_TASKS].find_one_and_update(
+            {"_id": task_id, **MANUAL_TASK.guard(target)},
+            {"$set": {"status": target.value, **fields}},
+            session=tx.session,
+            return_document=ReturnDocument.AFTER,
+        )
+        return task
+
+    async def count_tasks(self, status: TaskStatus) -> int:
+        return int(await self.db[MANUAL_TASKS].count_documents({"status": status.value}))
+
+    async def task_exists(self, task_id: str, *, tx: Tx | None = None) -> bool:
+        found = await self._db(tx)[MANUAL_TASKS].find_one({"_id": task_id}, {"_id": 1}, session=_session(tx))
+        return found is not None
+
+    async def list_tasks(self, status: str, limit: int) -> list[dict[str, Any]]:
+        docs: list[dict[str, Any]] = (
+            await self.db[MANUAL_TASKS]
+            .find({"status": status})
+            .sort([("urged", -1), ("created_at", 1)])
+            .limit(limit)
+            .to_list(limit)
+        )
+        return docs
+
+    async def task_content(self, order_id: str) -> dict[str, Any] | None:
+        """The sealed content staff handed over for a manual order, if any."""
+        task = await self.db[MANUAL_TASKS].find_one({"_id": order_id}, {"content": 1})
+        content: dict[str, Any] | None = task.get("content") if task else None
+        return content
+
+    # -- first reveal and expiry reminders (待使用, 订单到期提醒)
+
+    async def mark_revealed(self, tx: Tx, order_id: str, at: datetime) -> bool:
+        """The first reveal of a delivery's keys, once (later reveals find it set)."""
+        result = await tx.db[DELIVERIES].update_one(
+            {"_id": order_id, "revealed_at": None}, {"$set": {"revealed_at": at}}, session=tx.session
+        )
+        return bool(result.modified_count)
+
+    async def expiring_sold_keys(self, now: datetime, horizon: datetime, limit: int) -> dict[str, datetime]:
+        """order (claim) id -> the earliest expiry of its sold keys that expire between now and
+        `horizon` and were not looked at for a reminder yet."""
+        cursor = (
+            self.db[CARD_KEYS]
+            .find(
+                {"status": "sold", "expires_at": {"$gt": now, "$lte": horizon}, "remind_checked": None},
+                {"order_id": 1, "expires_at": 1},
+            )
+            .sort("expires_at", 1)
+            .limit(limit)
+        )
+        found: dict[str, datetime] = {}
+        async for doc in cursor:
+            found.setdefault(doc["order_id"], doc["expires_at"])
+        return found
+
+    async def mark_reminded(self, tx: Tx, order_id: str, at: datetime) -> bool:
+        """Claim the one reminder of an unrevealed delivery (False: revealed, or reminded already)."""
+        result = await tx.db[DELIVERIES].update_one(
+            {"_id": order_id, "revealed_at": None, "reminded_at": None},
+            {"$set": {"reminded_at": at}},
+            session=tx.session,
+        )
+        return bool(result.modified_count)
+
+    async def keys_looked_at(self, tx: Tx, order_id: str) -> None:
+        """This claim's keys are done with for reminders: the sweep does not read them again."""
+        await tx.db[CARD_KEYS].update_many(
+            {"order_id": order_id, "status": "sold"}, {"$set": {"remind_checked": True}}, session=tx.session
+        )
+
+    # -- the reveal log
+
+    async def record_reveal(self, doc: dict[str, Any]) -> None:
+        await self.db[REVEALS].insert_one(doc)

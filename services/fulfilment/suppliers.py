@@ -1,7 +1,7 @@
 """Direct top-up suppliers behind one small interface, so another supplier is one more adapter.
 
 The adapter speaks the supplier's protocol; the rules (one delivery per order, retries, refunds
-on final failure) live in services/fulfilment/direct.py and do not change per supplier.
+on final failure) live in services/fulfilment/usecases/direct.py and do not change per supplier.
 """
 
 from __future__ import annotations

@@ -7,10 +7,13 @@ from __future__ import annotations
 import re
 
 PUBLIC_ROUTES: list[tuple[frozenset[str], str]] = [
-    (frozenset({"POST"}), r"auth/(register|login|refresh)"),
+    (frozenset({"POST"}), r"auth/(register|login|refresh|password-reset|password-reset/confirm)"),
     (frozenset({"GET"}), r"catalog(/.*)?"),
+    (frozenset({"GET"}), r"sites/[^/]+"),
     (frozenset({"GET"}), r"announcements(/.*)?"),
     (frozenset({"GET"}), r"help(/.*)?"),
+    # The smart assistant answers anonymous callers from the help center (orders need a token).
+    (frozenset({"POST"}), r"assistant/ask"),
     # The payment provider's notification: it authenticates with its own signature (wallet checks it).
     (frozenset({"GET", "POST"}), r"payments/notify/[^/]+"),
     # A direct top-up supplier's result callback: signed by the supplier (fulfilment checks it).

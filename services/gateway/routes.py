@@ -10,13 +10,25 @@ import re
 
 ROUTES: list[tuple[str, str]] = [
     # The card-key vault and the manual queue live in fulfilment (it owns the secrets).
-    (r"admin/skus/[^/]+/(card-keys|stock)(/.*)?", "fulfilment"),
+    (r"admin/skus/[^/]+/(card-keys|card-key-batches|stock)(/.*)?", "fulfilment"),
+    (r"admin/(card-key-imports|card-key-batches)/[^/]+(/disable)?", "fulfilment"),
     (r"admin/manual-tasks(/.*)?", "fulfilment"),
     (r"orders/[^/]+/card-keys", "fulfilment"),
     (r"suppliers/[^/]+/notify", "fulfilment"),
+    # agents and sub-sites (代理 / 分站): applications in identity, the site in catalog, the
+    # commissions and withdrawals in wallet, the sub-site's orders in order
+    (r"agent/application", "identity"),
+    (r"admin/agent-applications(/.*)?", "identity"),
+    (r"(agent/site|sites/[^/]+)", "catalog"),
+    (r"agent/(commissions|withdrawals)(/.*)?", "wallet"),
+    (r"admin/withdrawals(/.*)?", "wallet"),
+    (r"agent/orders(/.*)?", "order"),
+    # The catalog keeps a buyer's shortcuts: it owns what they point at.
+    (r"me/shortcuts", "catalog"),
     # identity
     (r"(auth|me)(/.*)?", "identity"),
     (r"admin/users(/.*)?", "identity"),
+    (r"admin/real-name/reviews(/.*)?", "identity"),
     # catalog
     (r"catalog(/.*)?", "catalog"),
     (r"admin/(scenarios|categories|products|skus)(/.*)?", "catalog"),
@@ -25,10 +37,13 @@ ROUTES: list[tuple[str, str]] = [
     (r"admin/(topups|coupons|wallets)(/.*)?", "wallet"),
     # order
     (r"orders(/.*)?", "order"),
+    (r"subscriptions(/.*)?", "order"),
     (r"admin/orders(/.*)?", "order"),
     # support
     (r"(tickets|announcements|help|partner|notifications)(/.*)?", "support"),
     (r"admin/(tickets|announcements|help|urges|webhook-deliveries)(/.*)?", "support"),
+    # assistant (智能客服)
+    (r"assistant(/.*)?", "assistant"),
 ]
 
 _COMPILED = [(re.compile(pattern + r"/?"), service) for pattern, service in ROUTES]

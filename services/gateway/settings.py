@@ -16,6 +16,13 @@ class GatewaySettings(ServiceSettings):
     order_url: str = "http://127.0.0.1:8004"
     fulfilment_url: str = "http://127.0.0.1:8005"
     support_url: str = "http://127.0.0.1:8006"
+    assistant_url: str = "http://127.0.0.1:8007"
+    # The web process (storefront at `/`, console at `/admin/`): every path that is not the API,
+    # health or schema is forwarded there. Empty: no web, those paths are 404.
+    web_url: str = ""
+
+    # Three real-name document images of up to 5 MB each, with their multipart framing, must pass.
+    request_max_body_bytes: int = 16 * 1024 * 1024
 
     upstream_timeout_seconds: float = 10.0
     upstream_connect_timeout_seconds: float = 2.0
@@ -39,10 +46,15 @@ class GatewaySettings(ServiceSettings):
 
     openapi_cache_seconds: float = 60.0
 
+    # Prometheus `/metrics` of the gateway, on this port only (never the public one); unset: off.
+    metrics_port: int | None = None
+
     # Idempotency-Key on POST: responses kept this long; a request in flight holds its key for
-    # at most `pending` seconds (longer than the upstream timeout).
+    # at most `pending` seconds: longer than the upstream timeouts (10 + 2 s), and no longer, as
+    # a gateway killed mid-request leaves the marker behind and the buyer's retry gets 409
+    # `idempotency-in-progress` until it expires (issue 12: tests/chaos).
     idempotency_ttl_seconds: int = 24 * 3600
-    idempotency_pending_seconds: int = 60
+    idempotency_pending_seconds: int = 15
 
     def upstreams(self) -> dict[str, str]:
         return {
@@ -52,4 +64,5 @@ class GatewaySettings(ServiceSettings):
             "order": self.order_url,
             "fulfilment": self.fulfilment_url,
             "support": self.support_url,
+            "assistant": self.assistant_url,
         }

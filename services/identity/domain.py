@@ -1,16 +1,20 @@
 """Pure rules of identity: what a valid email, mainland mobile number, password, real name and
 resident ID number (GB 11643) are, how secrets are masked, how long a brute-force lock lasts,
-which TOTP step a code belongs to. No I/O; unit-tested in tests/unit/test_identity_domain.py."""
+which TOTP step a code belongs to, what refresh tokens and one-time codes look like, who may
+manage an account's credentials. No I/O; unit-tested in tests/unit/test_identity_domain.py."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
+import secrets
 from datetime import date
 
 import pyotp
 
-from shared.auth import LEVELS, ROLES
+from shared.auth import LEVELS, ROLES, Caller
+from shared.errors import Problem
 
 PASSWORD_MIN_LENGTH = 8
 # argon2 hashes any length, but a megabyte password is a cheap way to burn our CPU.
@@ -215,3 +219,42 @@ def totp_step(secret: str, code: str, *, now: float, last_step: int | None, wind
                 return None
             return step
     return None
+
+
+def normalize_login(raw: str) -> str:
+    """The account a login names, in the form it is stored (and counted for lockout) under."""
+    if "@" in raw:
+        return normalize_email(raw) or raw.strip().lower()
+    return normalize_phone(raw) or raw.strip()
+
+
+def token_hash(token: str) -> str:
+    """Refresh tokens are stored only as this digest: a database dump holds no usable token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_refresh_token() -> str:
+    """An opaque refresh token of 256 random bits."""
+    return "rt_" + secrets.token_urlsafe(32)
+
+
+def new_contact_code() -> str:
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def field_error(field: str, message: str, detail: str | None = None) -> Problem:
+    return Problem(
+        422,
+        "validation-error",
+        "Invalid request",
+        detail or f"{field} {message}",
+        errors=[{"field": field, "message": message}],
+    )
+
+
+def account_owner_only(caller: Caller) -> None:
+    """Partner API keys act for their user on the business API, but may not manage the
+    account's own credentials (keys, 2FA, contacts, real name): a leaked key must not be able
+    to lock the owner out or mint itself more keys."""
+    if caller.via == "api_key":
+        raise Problem(403, "not-for-api-keys", "Forbidden", "sign in as the account owner for this")

@@ -53,5 +53,16 @@ class SecretBox:
         blob = bytes(sealed["ct"])  # type: ignore[call-overload]
         return self._aead.decrypt(blob[:12], blob[12:], context.encode()).decode()
 
+    def seal_bytes(self, plaintext: bytes, *, context: str) -> dict[str, object]:
+        """`seal` for binary values (real-name document images), bound to `context` the same way."""
+        nonce = os.urandom(12)
+        return {"kid": self.key_id, "ct": Binary(nonce + self._aead.encrypt(nonce, plaintext, context.encode()))}
+
+    def open_bytes(self, sealed: dict[str, object], *, context: str) -> bytes:
+        if sealed.get("kid") != self.key_id:
+            raise ValueError(f"sealed with unknown key {sealed.get('kid')!r}")
+        blob = bytes(sealed["ct"])  # type: ignore[call-overload]
+        return self._aead.decrypt(blob[:12], blob[12:], context.encode())
+
     def lookup_hash(self, value: str, *, purpose: str) -> str:
         return hmac.new(self._hash_key, f"{purpose}\n{value}".encode(), hashlib.sha256).hexdigest()

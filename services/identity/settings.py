@@ -30,10 +30,36 @@ class IdentitySettings(ServiceSettings):
     login_lock_base_seconds: int = 60
     login_lock_max_seconds: int = 3600
 
-    # One-time codes for binding a phone or email.
+    # One-time codes (binding a phone or email, password reset): how long one works, how many
+    # wrong tries it survives, how soon another may be asked for, and how many one address may
+    # receive per hour.
     contact_code_ttl_seconds: int = 600
     contact_code_max_attempts: int = 5
     contact_code_resend_seconds: int = 60
+    contact_codes_per_hour: int = 5
+
+    # Delivering the codes (services/identity/notifier.py): email over SMTP, SMS over the SMS
+    # gateway's HTTP API (deploy/smssim.py in dev and tests). A message is retried with backoff
+    # until it is sent or its code has expired.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_use_tls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    mail_from: str = "Kameng <no-reply@kameng.local>"
+    sms_gateway_url: str = "http://127.0.0.1:8095"
+    sms_gateway_token: SecretStr = SecretStr("dev-only-sms-token")
+    sms_sign_name: str = "Kameng"
+    notify_poll_interval_ms: int = 500
+
+    # Real-name documents (上传手持证件照片): each image at most this size; kept this long after
+    # the review's decision, then the sweep (every `sweep` seconds) deletes the bytes and keeps the
+    # review. The body limit fits three full-size images and the multipart framing.
+    real_name_document_max_bytes: int = 5 * 1024 * 1024
+    real_name_document_retention_seconds: float = 30 * 24 * 3600
+    real_name_document_sweep_seconds: float = 60.0
+    request_max_body_bytes: int = 16 * 1024 * 1024
 
     api_keys_per_user: int = 10
     totp_issuer: str = "Kameng"

@@ -1,44 +1,36 @@
-"""Wiring of the order service: its HTTP API, event handlers, background upkeep and indexes."""
+"""Wiring of the order service: its HTTP API, event handlers, dependencies, background upkeep
+and indexes."""
 
 from __future__ import annotations
 
 from litestar import Litestar
 
 from services.order.api import CONTROLLERS
+from services.order.deps import build
 from services.order.handlers import router
-from services.order.placing import SkuCache
-from services.order.saga import OrderDeps
 from services.order.settings import OrderSettings
+from services.order.sites_store import SITE_INDEXES
 from services.order.store import INDEXES
-from services.order.upkeep import expire_unpaid, listen_for_status, rebuild_missing_holds
-from services.order.watch import StatusWatch
-from shared.inventory import Inventory
-from shared.runtime import Runtime
+from services.order.usecases.subscriptions import schedule_forever
+from services.order.usecases.upkeep import (
+    expire_unpaid,
+    keep_held_epoch,
+    listen_for_status,
+    rebuild_missing_holds,
+)
 from shared.service import ServiceSpec, create_service_app
 
 
 def create_app(settings: OrderSettings | None = None) -> Litestar:
-    settings = settings or OrderSettings()
-
-    def wire(rt: Runtime) -> None:
-        rt.put(
-            OrderDeps(
-                settings=settings,
-                inventory=Inventory(rt.redis),
-                watch=StatusWatch(rt.redis),
-                skus=SkuCache(settings.sku_cache_seconds),
-            )
-        )
-
     return create_service_app(
         ServiceSpec(
             name="order",
-            settings=settings,
+            settings=settings or OrderSettings(),
             controllers=CONTROLLERS,
             events=router,
-            indexes=INDEXES,
-            components=[wire],
+            indexes=[*INDEXES, *SITE_INDEXES],
+            deps=build,
             on_ready=[rebuild_missing_holds],
-            background=[listen_for_status, expire_unpaid],
+            background=[listen_for_status, expire_unpaid, keep_held_epoch, schedule_forever],
         )
     )

@@ -1,29 +1,35 @@
-"""Wiring of the support service: its HTTP API, event handlers, indexes and the two background
-senders (emails, webhook deliveries) and the evidence sweep over the shared runtime."""
+"""Wiring of the support service: its HTTP API, event handlers, indexes, its one `SupportDeps`
+and four supervised background loops (emails, webhook deliveries, the evidence sweep,
+partner feed replays)."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import cast
-
 from litestar import Litestar
 
-from services.support import janitor
 from services.support.api import CONTROLLERS
+from services.support.deps import build, deps_of
 from services.support.handlers import router
-from services.support.mailer import Mailer
 from services.support.settings import SupportSettings
 from services.support.store import INDEXES
-from services.support.webhooks import WebhookDispatcher
+from services.support.usecases import feed, notifications, tickets, webhooks
 from shared.runtime import Runtime
 from shared.service import ServiceSpec, create_service_app
 
 
-async def start_senders(rt: Runtime) -> None:
-    settings = cast(SupportSettings, rt.settings)
-    rt.tasks.append(asyncio.create_task(Mailer(rt.mongo, settings).run(), name="support-mailer"))
-    rt.tasks.append(asyncio.create_task(WebhookDispatcher(rt.mongo, settings).run(), name="support-webhooks"))
-    rt.tasks.append(asyncio.create_task(janitor.run(rt.mongo), name="support-evidence-sweep"))
+async def mailer(rt: Runtime) -> None:
+    await notifications.send_emails_forever(deps_of(rt))
+
+
+async def webhook_dispatcher(rt: Runtime) -> None:
+    await webhooks.dispatch_forever(deps_of(rt))
+
+
+async def feed_replayer(rt: Runtime) -> None:
+    await feed.replay_forever(deps_of(rt))
+
+
+async def evidence_sweep(rt: Runtime) -> None:
+    await tickets.sweep_evidence_forever(deps_of(rt))
 
 
 def create_app(settings: SupportSettings | None = None) -> Litestar:
@@ -34,6 +40,7 @@ def create_app(settings: SupportSettings | None = None) -> Litestar:
             controllers=CONTROLLERS,
             events=router,
             indexes=INDEXES,
-            on_ready=[start_senders],
+            deps=build,
+            background=[mailer, webhook_dispatcher, evidence_sweep, feed_replayer],
         )
     )

@@ -8,6 +8,7 @@ import hmac
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -15,11 +16,71 @@ import msgspec
 
 from shared.contracts.order import OrderStatusChanged
 from shared.contracts.support import PARTNER_EVENT_TYPE, PartnerOrderEvent, ResolveAction, TicketKind
+from shared.money import format_price
+from shared.transitions import Transitions
 
 # One definition with the events that carry them.
 TicketKindName = TicketKind
 ResolveActionName = ResolveAction
-TicketStatus = Literal["open", "answered", "resolved"]
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    """Waiting for staff."""
+    ANSWERED = "answered"
+    """Staff wrote; waiting for the buyer."""
+    RESOLVED = "resolved"
+
+
+TICKET_FLOW: Transitions[TicketStatus] = Transitions(
+    {
+        # A second message from the same side keeps the status (and is still allowed), so the
+        # message guard is the same table as every other move.
+        TicketStatus.OPEN: {TicketStatus.OPEN, TicketStatus.ANSWERED, TicketStatus.RESOLVED},
+        TicketStatus.ANSWERED: {TicketStatus.ANSWERED, TicketStatus.OPEN, TicketStatus.RESOLVED},
+        TicketStatus.RESOLVED: (),
+    }
+)
+"""The ticket's life cycle; the store's guarded updates are built from it."""
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+    """Failed `webhook_max_attempts` times: the dead-letter list, until replayed."""
+    CANCELLED = "cancelled"
+    """Its webhook was removed."""
+
+
+DELIVERY_FLOW: Transitions[DeliveryStatus] = Transitions(
+    {
+        DeliveryStatus.PENDING: {DeliveryStatus.DELIVERED, DeliveryStatus.DEAD, DeliveryStatus.CANCELLED},
+        # A replay queues a dead or delivered delivery again; a pending one is left alone.
+        DeliveryStatus.DEAD: {DeliveryStatus.PENDING},
+        DeliveryStatus.DELIVERED: {DeliveryStatus.PENDING},
+        DeliveryStatus.CANCELLED: (),
+    }
+)
+"""A partner webhook delivery's life cycle (a failed try that will be retried stays pending)."""
+
+
+class ReplayStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+
+
+REPLAY_FLOW: Transitions[ReplayStatus] = Transitions(
+    {
+        ReplayStatus.QUEUED: {ReplayStatus.RUNNING, ReplayStatus.DONE},
+        # A replay whose worker died is taken over by another: running again.
+        ReplayStatus.RUNNING: {ReplayStatus.RUNNING, ReplayStatus.DONE},
+        ReplayStatus.DONE: (),
+    }
+)
+"""A partner feed replay's life cycle."""
+
 # Orders a buyer may open after-sales on, and the ones staff may reissue or refund.
 TICKETABLE_ORDER_STATUSES = frozenset({"paid", "delivering", "delivered", "refunding", "refunded"})
 COMPENSABLE_ORDER_STATUSES = frozenset({"delivered"})
@@ -58,7 +119,14 @@ def due_at(waiting_since: datetime, sla_minutes: float) -> datetime:
 def is_overdue(ticket: dict[str, Any], now: datetime) -> bool:
     """Flagged when it waits for staff (`due_at` set) past the SLA."""
     due = ticket.get("due_at")
-    return ticket.get("status") != "resolved" and due is not None and due <= now
+    return ticket.get("status") not in TICKET_FLOW.final() and due is not None and due <= now
+
+
+def queue_rank(ticket: dict[str, Any], urged: bool, now: datetime) -> tuple[bool, bool, datetime, datetime]:
+    """Sort key of the staff queue: tickets of urged orders first, then overdue ones, then by
+    due time (a ticket waiting for the buyer has none and goes last), then the oldest."""
+    far = datetime.max.replace(tzinfo=now.tzinfo)
+    return (not urged, not is_overdue(ticket, now), ticket.get("due_at") or far, ticket["created_at"])
 
 
 def check_ticketable(order: dict[str, Any] | None, user_id: str) -> dict[str, Any]:
@@ -74,7 +142,7 @@ def check_ticketable(order: dict[str, Any] | None, user_id: str) -> dict[str, An
 
 @dataclass(frozen=True)
 class Resolution:
-    action: str
+    action: ResolveActionName
     note: str
     quantity: int | None = None
 
@@ -82,7 +150,7 @@ class Resolution:
 def check_resolution(ticket: dict[str, Any], order: dict[str, Any] | None, resolution: Resolution) -> str:
     """What resolving `ticket` does: "apply" (first resolution), "same" (a repeat of the
     resolution already made: answer it again, emit nothing) or a RuleViolation."""
-    if ticket.get("status") == "resolved":
+    if not TICKET_FLOW.can_move(TicketStatus(ticket["status"]), TicketStatus.RESOLVED):
         done = ticket.get("resolution") or {}
         if done.get("action") == resolution.action:
             return "same"
@@ -102,13 +170,47 @@ def check_resolution(ticket: dict[str, Any], order: dict[str, Any] | None, resol
     return "apply"
 
 
-def ticket_fingerprint(order_id: str, kind: str, description: str, files: list[bytes]) -> str:
-    """What makes two ticket requests "the same body" for Idempotency-Key."""
-    digest = hashlib.sha256()
-    for part in (order_id, kind, description, *(hashlib.sha256(f).hexdigest() for f in files)):
-        digest.update(part.encode())
-        digest.update(b"\x00")
-    return digest.hexdigest()
+def resolution_record(resolution: Resolution, order: dict[str, Any] | None, *, by: str, at: datetime) -> dict[str, Any]:
+    """What the ticket keeps of its resolution; a reissue replaces the order's quantity unless
+    staff said fewer, a refund gives back the order's total."""
+    done: dict[str, Any] = {"action": resolution.action, "note": resolution.note, "by": by, "at": at}
+    if resolution.action == "reissue" and order is not None:
+        done["quantity"] = resolution.quantity or int(order["quantity"])
+    if resolution.action == "refund" and order is not None:
+        done["amount_cents"] = int(order["total_cents"])
+    return done
+
+
+@dataclass(frozen=True)
+class MessageEffect:
+    """How a new message changes its ticket."""
+
+    author: Literal["buyer", "staff"]
+    status: TicketStatus
+    fields: dict[str, Any]
+    """Fields to set on the ticket besides the status."""
+    history: bool
+    """Whether the status changes (and so gets a history entry)."""
+
+
+def message_effect(
+    ticket: dict[str, Any], *, caller_id: str, caller_is_staff: bool, now: datetime, sla_minutes: float
+) -> MessageEffect:
+    """A staff answer clears the SLA clock; a buyer message makes the ticket wait for staff
+    again, keeping the earliest unanswered time. Raises for a ticket that takes no messages."""
+    # Staff answering a ticket they do not own; the owner (even if staff) is the buyer.
+    from_staff = caller_is_staff and ticket["user_id"] != caller_id
+    current = TicketStatus(ticket["status"])
+    target = TicketStatus.ANSWERED if from_staff else TicketStatus.OPEN
+    if not TICKET_FLOW.can_move(current, target):
+        raise RuleViolation(409, "ticket-resolved", "the ticket is resolved; open a new one")
+    if from_staff:
+        fields: dict[str, Any] = {"due_at": None, "answered_at": now}
+    else:
+        fields = {"due_at": ticket.get("due_at") or due_at(now, sla_minutes)}
+    return MessageEffect(
+        author="staff" if from_staff else "buyer", status=target, fields=fields, history=current != target
+    )
 
 
 # -- evidence -------------------------------------------------------------------------------
@@ -161,10 +263,6 @@ ORDER_NOTICES = {
 }
 
 
-def yuan(cents: int) -> str:
-    return f"¥{cents // 100}.{cents % 100:02d}"
-
-
 def order_notice(event: OrderStatusChanged) -> tuple[str, str] | None:
     """(subject, body) to tell the buyer about this status change, or None. Card keys are never
     in it: the event carries none, and the buyer reads them in the order center."""
@@ -172,7 +270,7 @@ def order_notice(event: OrderStatusChanged) -> tuple[str, str] | None:
     if template is None:
         return None
     short = event.order_id[:12]
-    return template[0].format(order=short), template[1].format(order=short, amount=yuan(event.total_cents))
+    return template[0].format(order=short), template[1].format(order=short, amount=format_price(event.total_cents))
 
 
 def ticket_notice(ticket_id: str, change: str, detail: str = "") -> tuple[str, str]:
@@ -205,6 +303,7 @@ def partner_event(event: OrderStatusChanged, *, event_id: str) -> PartnerOrderEv
         sku_id=event.sku_id,
         quantity=event.quantity,
         total_cents=event.total_cents,
+        site=event.site,
     )
 
 
@@ -264,3 +363,53 @@ def backoff(attempts: int, *, initial_ms: int, max_ms: int) -> timedelta:
 
 def after_failure(attempts: int, max_attempts: int) -> Literal["pending", "dead"]:
     return "dead" if attempts >= max_attempts else "pending"
+
+
+def webhook_headers(*, secret: str, body: bytes, event_id: str, delivery_id: str) -> dict[str, str]:
+    """What a delivery POST carries: the signature over the exact body and the ids receivers
+    deduplicate on."""
+    return {
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(secret, body),
+        "X-Kameng-Event-Id": event_id,
+        "X-Kameng-Delivery-Id": delivery_id,
+        "User-Agent": "Kameng-Webhooks/1",
+    }
+
+
+def check_replay_since(since: datetime, now: datetime, *, max_days: int) -> list[dict[str, str]]:
+    """A replay starts at most `max_days` back and not in the future."""
+    if since.tzinfo is None:
+        return [{"field": "since", "message": "a time with its offset, e.g. 2026-11-22T05:11:32Z"}]
+    if since > now:
+        return [{"field": "since", "message": "must not be in the future"}]
+    if since < now - timedelta(days=max_days):
+        return [{"field": "since", "message": f"at most {max_days} days ago"}]
+    return []
+
+
+SUBSCRIPTION_REASONS = {
+    "insufficient-balance": "your balance did not cover it; top up before the next run",
+    "out-of-stock": "the product was sold out",
+}
+
+
+def subscription_failed_notice(
+    subscription_id: str, run: int, reason: str, detail: str, next_run_at: datetime
+) -> tuple[str, str]:
+    """(subject, body) telling the owner a scheduled order (自动充值) failed on this run."""
+    short = subscription_id[:12]
+    why = SUBSCRIPTION_REASONS.get(reason, detail or reason)
+    subject = f"Scheduled order {short} could not be placed (run {run})"
+    when = next_run_at.strftime("%Y-%m-%d %H:%M UTC")
+    return subject, f"{subject}: {why}. It is not retried; the next run is at {when}."
+
+
+def key_expiry_notice(order_id: str, expires_at: datetime) -> tuple[str, str]:
+    """(subject, body) of 订单到期提醒: the order's keys were never revealed and expire soon.
+    The keys themselves are never in it."""
+    short = order_id[:12]
+    when = expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    subject = f"The card keys of order {short} expire on {when}"
+    body = f"{subject} and have not been used yet. Open the order center (待使用) to see and use them."
+    return subject, body

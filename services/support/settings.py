@@ -38,6 +38,19 @@ class SupportSettings(ServiceSettings):
     webhook_poll_interval_ms: int = 500
     webhook_max_per_partner: int = 10
 
+    # Partner feed (a topic per partner; docs/partner-events.md)
+    partner_feed_bootstrap_servers: str | None = None
+    """What `GET /partner/feed` tells partners to connect to (their SASL listener in production);
+    defaults to KAFKA_BOOTSTRAP_SERVERS, which is right for `make dev`."""
+    partner_feed_schema_url: str = "/api/v1/partner/feed/schema"
+    """Where partners find the event schema: by default the JSON Schema support serves (through
+    the gateway); the full AsyncAPI document is docs/asyncapi.json (channel `partnerOrderEvents`)."""
+    partner_replay_max_days: int = 30
+    """How far back a replay may start; support keeps partners' events a day longer."""
+    partner_replay_batch: int = 200
+    """Events republished per transaction by the replay loop."""
+    partner_replay_poll_interval_ms: int = 500
+
     @property
     def evidence_type_set(self) -> frozenset[str]:
         return frozenset(t.strip() for t in self.evidence_types.split(",") if t.strip())

@@ -1,38 +1,32 @@
-"""Wiring of the wallet service: its HTTP API, event handlers and indexes over the shared runtime,
-the payment provider client, and the background poll for top-ups whose notification is late."""
+"""Wiring of the wallet service: its HTTP API, event handlers, indexes and `WalletDeps` over the
+shared runtime, and the supervised background polls for top-ups and order payments whose
+notification is late."""
 
 from __future__ import annotations
 
-import asyncio
-
 from litestar import Litestar
 
+from services.wallet.agents_store import AGENT_INDEXES
 from services.wallet.api import CONTROLLERS
+from services.wallet.deps import build
 from services.wallet.handlers import router
-from services.wallet.provider import PaymentProvider
 from services.wallet.settings import WalletSettings
 from services.wallet.store import INDEXES
-from services.wallet.topups import poll_forever
-from shared.runtime import Runtime
+from services.wallet.usecases.agents import release_commissions
+from services.wallet.usecases.order_payments import poll_order_payments
+from services.wallet.usecases.topups import poll_topups
 from shared.service import ServiceSpec, create_service_app
 
 
 def create_app(settings: WalletSettings | None = None) -> Litestar:
-    settings = settings or WalletSettings()
-    provider = PaymentProvider(settings)
-
-    async def start_polling(rt: Runtime) -> None:
-        rt.tasks.append(asyncio.create_task(poll_forever(rt, provider), name="wallet-topup-poll"))
-
-    app = create_service_app(
+    return create_service_app(
         ServiceSpec(
             name="wallet",
-            settings=settings,
+            settings=settings or WalletSettings(),
             controllers=CONTROLLERS,
             events=router,
-            indexes=INDEXES,
-            on_ready=[start_polling],
+            indexes=[*INDEXES, *AGENT_INDEXES],
+            deps=build,
+            background=[poll_topups, poll_order_payments, release_commissions],
         )
     )
-    app.state.provider = provider
-    return app

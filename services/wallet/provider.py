@@ -17,10 +17,6 @@ from shared.errors import Problem
 
 log = logging.getLogger(__name__)
 
-PROVIDER_CHANNELS = ("alipay", "wechat")
-"""Channels paid through the (simulated) provider; `bank` transfers are approved by staff."""
-BANK = "bank"
-
 
 class ProviderError(Exception):
     pass

@@ -28,6 +28,11 @@ class WalletSettings(ServiceSettings):
     # Unpaid this long: the payment is closed at the provider and the top-up fails (expired).
     topup_expire_after_seconds: float = 1800.0
 
+    # Agents' commissions stay pending for the after-sales window after delivery, then become
+    # available (the sweep checks this often).
+    agent_commission_hold_seconds: float = 7 * 24 * 3600.0
+    agent_commission_sweep_seconds: float = 30.0
+
     topup_min_cents: int = 100
     topup_max_cents: int = 5_000_000
     topup_points_per_yuan: int = 1

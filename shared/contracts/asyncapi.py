@@ -4,8 +4,9 @@
 
 Internal topics carry the envelope (shared/contracts/envelope.py) with the event's payload in
 `data`; each message's schema pins `type` and `version` and gives `data` its payload schema.
-`partner.order-events.v1` carries the flat public `PartnerOrderEvent`. A unit test fails when
-the committed document differs from what this prints.
+Each partner's own topic `partner.{partner_user_id}.order-events.v1` (one parameterised channel,
+`partnerOrderEvents`) carries the flat public `PartnerOrderEvent`. A unit test fails when the
+committed document differs from what this prints.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ PRODUCERS = {
     topics.FULFILMENT: "fulfilment",
     topics.SUPPORT: "support",
     topics.PLATFORM: "every service",
-    topics.PARTNER_ORDER_EVENTS: "support (partner feed)",
 }
+PARTNER_CHANNEL = "partnerOrderEvents"
 
 ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -107,7 +108,6 @@ def render_document() -> dict[str, Any]:
             },
         }
     public_id = f"{PARTNER_EVENT_TYPE}.public.v1"
-    by_topic[topics.PARTNER_ORDER_EVENTS].append(public_id)
     messages[public_id] = {
         "name": PARTNER_EVENT_TYPE,
         "title": "Partner order event v1 (public, no envelope)",
@@ -132,6 +132,26 @@ def render_document() -> dict[str, Any]:
                 "channel": {"$ref": f"#/channels/{topic}"},
                 "messages": [{"$ref": f"#/channels/{topic}/messages/{mid}"} for mid in ids],
             }
+    channels[PARTNER_CHANNEL] = {
+        "address": topics.PARTNER_TOPIC_TEMPLATE,
+        "title": "A partner's own order events",
+        "description": "One topic per partner account, written by support (partner feed) and created when the "
+        "account's first API key is; a partner's Kafka principal may read only its own topic and consumer "
+        "groups starting `partner.{partner_user_id}.` (`GET /api/v1/partner/feed` tells both). No "
+        "dead-letter topic: nothing of ours consumes it. See docs/partner-events.md.",
+        "parameters": {
+            "partner_user_id": {
+                "description": "The partner account's user id (as in the events' `partner_user_id`).",
+                "examples": ["3f6c0a9e2b7d4c1e8f5a6b7c8d9e0f1a"],
+            }
+        },
+        "messages": {public_id: {"$ref": f"#/components/messages/{public_id}"}},
+    }
+    operations[f"publish {PARTNER_CHANNEL}"] = {
+        "action": "send",
+        "channel": {"$ref": f"#/channels/{PARTNER_CHANNEL}"},
+        "messages": [{"$ref": f"#/channels/{PARTNER_CHANNEL}/messages/{public_id}"}],
+    }
     return {
         "asyncapi": "3.0.0",
         "info": {

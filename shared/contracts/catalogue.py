@@ -39,15 +39,18 @@ be decoded, has an unknown type/version or fails validation goes to `<topic>.dlq
 `dlq_reason`, `dlq_source_topic`, `dlq_source_partition`, `dlq_source_offset`, `dlq_handler`,
 `dlq_attempts`, `dlq_failed_at` (see docs/operations.md for replay).
 
-The public topic `partner.order-events.v1` is the exception: partners read it, so its values are
-flat JSON without the envelope (last section; guide in docs/partner-events.md). An AsyncAPI 3
+The public topics `partner.{partner_user_id}.order-events.v1`, one per partner account, are the
+exception: partners read them, so their values are flat JSON without the envelope (last section;
+guide in docs/partner-events.md). An AsyncAPI 3
 document of every topic is in docs/asyncapi.json (`python -m shared.contracts.asyncapi`).
 """
 
-PUBLIC_SECTION = """## Public: `partner.order-events.v1`
+PUBLIC_SECTION = """## Public: `partner.{partner_user_id}.order-events.v1`
 
-Written by support's outbox in the transaction that consumed `order.status-changed` of an order
-placed by a partner (`partner_key_id` set); nothing of other customers' orders. Key: the order id
+One topic per partner account, created when its first API key is. Written by support's outbox in
+the transaction that consumed `order.status-changed` of an order placed by that partner
+(`partner_key_id` set), to that partner's topic only; nothing of other customers' orders, and
+nothing of another partner's (a partner's Kafka principal may read only its own topic). Key: the order id
 (one order's events stay in order). Headers: `event_id`, `event_type`. Value: the JSON below, no
 envelope; the same bytes are POSTed to the partner's webhooks with `X-Kameng-Signature`.
 """
@@ -58,12 +61,13 @@ def render() -> str:
     for spec in all_specs():
         by_topic[spec.topic].append(spec)
     lines = [HEADER, "## Topics", "", "| topic | events | dead-letter topic |", "|---|---|---|"]
-    public = {topics.PARTNER_ORDER_EVENTS: f"`{PARTNER_EVENT_TYPE}` (public schema, no envelope)"}
     for topic in topics.ALL:
-        names = ", ".join(f"`{s.type}` v{s.version}" for s in by_topic.get(topic, [])) or public.get(
-            topic, "(none yet)"
-        )
+        names = ", ".join(f"`{s.type}` v{s.version}" for s in by_topic.get(topic, [])) or "(none yet)"
         lines.append(f"| `{topic}` | {names} | `{topics.dlq(topic)}` |")
+    lines.append(
+        f"| `{topics.PARTNER_TOPIC_TEMPLATE}` (one per partner) | `{PARTNER_EVENT_TYPE}` (public schema, "
+        "no envelope) | none (nothing of ours consumes it) |"
+    )
     for topic in topics.ALL:
         for spec in by_topic.get(topic, []):
             doc = " ".join((spec.model.__doc__ or "").split())

@@ -58,3 +58,24 @@ class FulfilmentStarted(Event, frozen=True, kw_only=True):
     user_id: str
     mode: DeliveryMode
     estimated_minutes: int | None = None
+
+
+@event("fulfilment.keys-revealed", topic=topics.FULFILMENT, key="order_id")
+class KeysRevealed(Event, frozen=True, kw_only=True):
+    """The owner saw an order's delivered keys for the first time (later reveals are only in the
+    reveal log): the order leaves 待使用 and no expiry reminder is sent. Never the keys."""
+
+    order_id: str
+    user_id: str
+    revealed_at: datetime
+
+
+@event("fulfilment.key-expiry-reminder", topic=topics.FULFILMENT, key="order_id")
+class KeyExpiryReminder(Event, frozen=True, kw_only=True):
+    """订单到期提醒: an order's delivered keys were never revealed and the first of them expires
+    at `expires_at`; sent once per order. Never the keys."""
+
+    order_id: str
+    user_id: str
+    sku_id: str
+    expires_at: datetime

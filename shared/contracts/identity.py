@@ -19,6 +19,8 @@ class UserRegistered(Event, frozen=True, kw_only=True):
     phone: str | None = None
     level: str = "retail"
     roles: list[str] = []
+    site: str | None = None
+    """The agent's sub-site (slug) the buyer signed up on; None on the main site."""
 
 
 @event("identity.user-verified", topic=topics.IDENTITY, key="user_id")
@@ -27,6 +29,9 @@ class UserVerified(Event, frozen=True, kw_only=True):
 
     user_id: str
     verified_at: datetime
+    person: str | None = None
+    """An opaque keyed fingerprint of the verified person (never the ID number), the same for
+    every account that person verifies: what "one per person" rules (trials) count by."""
 
 
 @event("identity.level-changed", topic=topics.IDENTITY, key="user_id")
@@ -53,6 +58,15 @@ class ContactChanged(Event, frozen=True, kw_only=True):
     phone: str | None = None
 
 
+@event("identity.api-key-created", topic=topics.IDENTITY, key="user_id")
+class ApiKeyCreated(Event, frozen=True, kw_only=True):
+    """A partner API key was created (never its secret). Support opens the account's partner
+    feed topic on the first one (docs/partner-events.md)."""
+
+    user_id: str
+    key_id: str
+
+
 @event("identity.api-key-revoked", topic=topics.IDENTITY, key="user_id")
 class ApiKeyRevoked(Event, frozen=True, kw_only=True):
     user_id: str
@@ -73,6 +87,16 @@ def revoked_api_key_key(key_id: str) -> str:
     """Redis key identity sets when a partner key is revoked, so the gateway stops honouring it at
     once instead of when its short cache of the key expires."""
     return f"apikey:revoked:{key_id}"
+
+
+def current_claims_key(user_id: str) -> str:
+    """Redis hash identity sets when an admin changes an account's level or roles:
+    `{version, level, roles}` (roles comma-joined), kept one access-token life (plus leeway). The
+    gateway reads it in the same round trip as the deny-list and forwards a token re-minted with
+    these claims when the caller's token carries others, so the change holds from the very next
+    request instead of the next refresh (docs/architecture.md, Decision 19). `version` is the
+    account document's version: an older write never overwrites a newer one."""
+    return f"auth:claims:{user_id}"
 
 
 INTERNAL_API_KEY_PATH = "/internal/api-keys/{key_id}"

@@ -29,11 +29,19 @@ class OrderPlaced(Event, frozen=True, kw_only=True):
     expires_at: datetime
     batch_id: str | None = None
     partner_key_id: str | None = None
+    site: str | None = None
+    """The sub-site (slug) the order was placed on; None on the main site."""
 
 
 @event("order.payment-requested", topic=topics.ORDER, key="order_id")
 class PaymentRequested(Event, frozen=True, kw_only=True):
-    """Debit `amount_cents` from the buyer's balance, once per order (the ledger key is the order id)."""
+    """Debit `amount_cents` from the buyer's balance, once per order (the ledger key is the order id).
+
+    `method: provider` (with `channel` alipay | wechat): the buyer pays through the payment
+    provider instead; the wallet registers the payment there and answers `wallet.payment-pending`
+    with the pay_url, and captures the payment when the provider's signed notification comes.
+    `coupon_order_id`: the order whose coupon hold this payment consumes, when it is not
+    `order_id` (a batch's one payment carries its coupon on one of its orders)."""
 
     order_id: str
     user_id: str
@@ -42,6 +50,10 @@ class PaymentRequested(Event, frozen=True, kw_only=True):
     sku_id: str
     category_id: str
     description: str = ""
+    method: str = "balance"
+    """`balance` or `provider`."""
+    channel: str | None = None
+    coupon_order_id: str | None = None
 
 
 @event("order.paid", topic=topics.ORDER, key="order_id")
@@ -92,6 +104,13 @@ class OrderStatusChanged(Event, frozen=True, kw_only=True):
     at: datetime
     reason: str | None = None
     partner_key_id: str | None = None
+    site: str | None = None
+    """The sub-site (slug) the order was placed on; None on the main site."""
+    agent_id: str | None = None
+    """The agent who owns that sub-site."""
+    commission_cents: int = 0
+    """The agent's commission on the order, fixed at placement: (site price − agent cost) ×
+    quantity. The wallet credits it on `delivered` and reverses it on `refunded`."""
 
 
 @event("order.cancel-requested", topic=topics.ORDER, key="order_id")
@@ -102,3 +121,31 @@ class CancelRequested(Event, frozen=True, kw_only=True):
 
     order_id: str
     user_id: str
+
+
+@event("order.subscription-run-failed", topic=topics.ORDER, key="subscription_id")
+class SubscriptionRunFailed(Event, frozen=True, kw_only=True):
+    """A scheduled order (自动充值) could not be placed or paid on this run: support tells the
+    owner (in-app and email). Emitted once per run, in the transaction that records the run; the
+    run is not retried, the next one comes at its time."""
+
+    subscription_id: str
+    user_id: str
+    run: int
+    sku_id: str
+    quantity: int
+    reason: str
+    """A problem slug: `insufficient-balance`, `out-of-stock`, `validation-error`, `expired`..."""
+    detail: str
+    order_id: str | None = None
+    next_run_at: datetime
+
+
+@event("order.delivery-time-observed", topic=topics.ORDER, key="sku_id")
+class DeliveryTimeObserved(Event, frozen=True, kw_only=True):
+    """The p90 of a SKU's recent real deliveries (paid → delivered) changed (预计到账时间): the
+    catalog shows it on the product as `eta_observed_seconds`."""
+
+    sku_id: str
+    p90_seconds: int | None
+    samples: int

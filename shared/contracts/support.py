@@ -5,9 +5,16 @@ the order's partition order with `order.events`. Support emits each at most once
 a refund at most once per order: the ticket's resolution (and, for refunds, the order's refund
 mark) are guarded status changes in the same transaction as the outbox record.
 
+`support.article-changed` and `support.announcement-changed` carry the whole public state of a
+help-center article or an announcement after every create, edit, (un)publication or deletion, in
+the transaction that made it; `published` false means the public no longer sees it. Keyed by the
+article's or announcement's id, so one document's changes stay in order; `updated_at` grows with
+every change, so a projection keeps the newest (a replayed older change never winds it back).
+
 `PartnerOrderEvent` is not an internal event: it is the flat, versioned JSON that partners read
-from `partner.order-events.v1` and receive on their webhooks. It has no envelope, so partners
-depend on nothing internal; rename nothing in it without a new topic version.
+from their own topic `partner.{partner_user_id}.order-events.v1` and receive on their webhooks.
+It has no envelope, so partners depend on nothing internal; rename nothing in it without a new
+topic version.
 """
 
 from __future__ import annotations
@@ -68,15 +75,47 @@ class TicketResolved(Event, frozen=True, kw_only=True):
     resolved_by: str
 
 
+@event("support.article-changed", topic=topics.SUPPORT, key="article_id")
+class ArticleChanged(Event, frozen=True, kw_only=True):
+    """A help-center article (帮助中心) was created, edited, published, unpublished or deleted:
+    its public fields as they are now. `published` false: the public no longer sees it
+    (unpublished, or `deleted`); the other fields then keep their last values."""
+
+    article_id: str
+    published: bool
+    deleted: bool = False
+    title: str
+    body: str
+    category: str
+    position: int = 0
+    updated_at: datetime
+
+
+@event("support.announcement-changed", topic=topics.SUPPORT, key="announcement_id")
+class AnnouncementChanged(Event, frozen=True, kw_only=True):
+    """An announcement (平台公告) was created, edited, published, unpublished or deleted: its
+    public fields as they are now. `published` false: the public no longer sees it."""
+
+    announcement_id: str
+    published: bool
+    deleted: bool = False
+    title: str
+    body: str
+    pinned: bool = False
+    published_at: datetime | None = None
+    updated_at: datetime
+
+
 # -- public partner feed --------------------------------------------------------------------
 
 PARTNER_EVENT_TYPE = "order.status-changed"
 
 
 class PartnerOrderEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """One status change of an order a partner placed, as partners receive it (Kafka topic
-    `partner.order-events.v1`, key = order id; and webhooks, signed). Never card keys, never
-    another customer's data. `event_id` is unique per change: deduplicate on it."""
+    """One status change of an order a partner placed, as that partner receives it (its own Kafka
+    topic `partner.{partner_user_id}.order-events.v1`, key = order id; and its webhooks, signed).
+    Never card keys, never another customer's data. `event_id` is unique per change, and a replay
+    publishes it again unchanged: deduplicate on it."""
 
     event_id: str
     type: str = PARTNER_EVENT_TYPE
@@ -87,6 +126,8 @@ class PartnerOrderEvent(msgspec.Struct, frozen=True, kw_only=True):
     sku_id: str
     quantity: int
     total_cents: int
+    site: str | None = None
+    """The agent's sub-site (slug) the order was placed on; null on the main site."""
 
 
 def partner_event_schema() -> dict[str, object]:

@@ -24,12 +24,25 @@ class PaymentCaptured(Event, frozen=True, kw_only=True):
 
 @event("wallet.payment-declined", topic=topics.WALLET, key="order_id")
 class PaymentDeclined(Event, frozen=True, kw_only=True):
-    """`reason`: insufficient-balance, no-account, coupon-unavailable."""
+    """`reason`: insufficient-balance, no-account, coupon-unavailable, provider-unavailable."""
 
     order_id: str
     user_id: str
     reason: str
     balance_cents: int | None = None
+
+
+@event("wallet.payment-pending", topic=topics.WALLET, key="order_id")
+class PaymentPending(Event, frozen=True, kw_only=True):
+    """A provider payment of an order is registered with the payment provider: the buyer pays at
+    `pay_url`. `wallet.payment-captured` follows when the provider's signed notification comes."""
+
+    order_id: str
+    user_id: str
+    amount_cents: int
+    channel: str
+    pay_url: str
+    provider_trade_no: str
 
 
 @event("wallet.refund-completed", topic=topics.WALLET, key="order_id")
@@ -52,7 +65,7 @@ class TopupSucceeded(Event, frozen=True, kw_only=True):
 @event("wallet.coupon-defined", topic=topics.WALLET, key="code")
 class CouponDefined(Event, frozen=True, kw_only=True):
     """A coupon's rules, whole, on every change (`revision` grows by one): the order service keeps
-    a projection to price quotes with `services.wallet.domain`. The wallet stays the authority:
+    a projection to price quotes with `shared.coupons` (the same rule). The wallet stays the authority:
     it holds the coupon on `order.placed` and consumes it with the payment."""
 
     code: str

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -43,10 +44,17 @@ from shared import context
 from shared.config import ServiceSettings
 from shared.contracts import topics
 from shared.contracts.envelope import Envelope, utcnow
-from shared.contracts.registry import Event, MalformedEvent, decode, spec_for
+from shared.contracts.registry import Event, MalformedEvent, decode, lookup, spec_for
 from shared.faults import fail_point
 from shared.messaging.inbox import AlreadyProcessed, claim
 from shared.messaging.outbox import Tx, UnitOfWork
+from shared.metrics import (
+    CONSUMER_APPLIED,
+    CONSUMER_DEAD_LETTERED,
+    CONSUMER_DUPLICATES,
+    CONSUMER_HANDLING,
+    CONSUMER_RETRIES,
+)
 from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -78,7 +86,13 @@ class HandlerContext:
     envelope: Envelope
     tx: Tx
     runtime: Runtime | None = None
-    """The service's runtime (its components: `ctx.runtime.get(...)`); None in bare tests."""
+    """The service's runtime; None in bare tests."""
+
+    @property
+    def deps(self) -> Any:
+        """The service's typed Deps (`ServiceSpec.deps`); each service narrows it with its own
+        accessor (e.g. `deps_of(ctx)`)."""
+        return self.runtime.deps if self.runtime is not None else None
 
 
 Handler = Callable[[Any, HandlerContext], Awaitable[None]]
@@ -172,6 +186,21 @@ class Dispatcher:
         self.broker = broker
         self.uow = uow
         self.settings = settings
+        self._zero_series()
+
+    def _zero_series(self) -> None:
+        """Create every handler's failure series at 0, so the first retry or dead letter after a
+        start is an increase Prometheus sees (a series born at 1 shows no increase)."""
+        for (type_, version), registrations in self.router._handlers.items():
+            spec = lookup(type_, version)
+            for registration in registrations:
+                CONSUMER_DUPLICATES.labels(registration.name)
+                for reason in ("infrastructure", "error"):
+                    CONSUMER_RETRIES.labels(registration.name, reason)
+                if spec is not None:
+                    CONSUMER_DEAD_LETTERED.labels(spec.topic, registration.name)
+        for topic in self.router.topics:
+            CONSUMER_DEAD_LETTERED.labels(topic, "none")
 
     async def dispatch(self, message: Any) -> None:
         raw = message.raw_message
@@ -190,7 +219,11 @@ class Dispatcher:
             for registration in registrations:
                 if registration.when is not None and not registration.when(payload):
                     continue
-                await self._apply_with_retries(registration, envelope, payload, raw)
+                started = time.perf_counter()
+                try:
+                    await self._apply_with_retries(registration, envelope, payload, raw)
+                finally:
+                    CONSUMER_HANDLING.labels(registration.name).observe(time.perf_counter() - started)
         finally:
             context.correlation_id.reset(cid_token)
             context.causation_id.reset(cause_token)
@@ -208,6 +241,7 @@ class Dispatcher:
                 return
             except AlreadyProcessed:
                 _duplicates.add(1, {"handler": registration.name})
+                CONSUMER_DUPLICATES.labels(registration.name).inc()
                 log.info("skip duplicate event %s (%s) in %s", envelope.event_id, envelope.type, registration.name)
                 return
             except RejectEvent as exc:
@@ -219,6 +253,7 @@ class Dispatcher:
                     if loop.time() - infra_since > INFRA_RETRY_WINDOW_SECONDS:
                         raise  # nack: the message is redelivered
                     log.warning("infrastructure error in %s, retrying: %r", registration.name, exc)
+                    CONSUMER_RETRIES.labels(registration.name, "infrastructure").inc()
                 elif attempt >= self.settings.consumer_max_attempts:
                     reason = f"{type(exc).__name__}: {exc}"
                     log.error(
@@ -238,6 +273,7 @@ class Dispatcher:
                     return
                 else:
                     log.warning("handler %s failed (attempt %d): %r", registration.name, attempt, exc)
+                    CONSUMER_RETRIES.labels(registration.name, "error").inc()
                 await asyncio.sleep(self._backoff(attempt))
 
     def _backoff(self, attempt: int) -> float:
@@ -256,6 +292,7 @@ class Dispatcher:
         # Dying here (effect committed, offset not) must not apply the event twice.
         fail_point("consumer.after-apply")
         _processed.add(1, {"handler": registration.name, "type": envelope.type})
+        CONSUMER_APPLIED.labels(registration.name, envelope.type).inc()
 
     async def dead_letter(self, raw: Any, reason: str, *, handler: str | None, attempts: int, detail: str = "") -> None:
         """Publish the original message, untouched, to `<topic>.dlq` with why it failed."""
@@ -275,6 +312,7 @@ class Dispatcher:
         )
         await self.broker.publish(raw.value or b"", topics.dlq(raw.topic), key=raw.key, headers=headers)
         _dead_lettered.add(1, {"topic": raw.topic})
+        CONSUMER_DEAD_LETTERED.labels(raw.topic, handler or "none").inc()
         log.error("dead-lettered %s[%s]@%s: %s", raw.topic, raw.partition, raw.offset, reason)
 
 

@@ -101,15 +101,30 @@ def outbox_record(envelope: Envelope, topic: str, *, ts: int, seq: int) -> dict[
 
 
 def public_record(
-    *, event_id: str, topic: str, key: str, type_: str, value: bytes, ts: int, seq: int
+    *,
+    event_id: str,
+    topic: str,
+    key: str,
+    type_: str,
+    value: bytes,
+    ts: int,
+    seq: int,
+    record_id: str | None = None,
 ) -> dict[str, Any]:
     """An outbox document whose value is published as is, without our envelope: for public
     topics (the partner feed) whose schema outside systems depend on. The relay treats it like
-    any record (same ordering, headers, crash recovery by `event_id`)."""
+    any record (same ordering, headers, crash recovery by `event_id`).
+
+    `record_id` (default: the event id) lets the same event be published again, e.g. a partner
+    feed replay: the record gets its own id and keeps `event_id` for the header. Crash recovery
+    does not recognise such a copy on the topic, so after a crash between publish and mark it
+    may go out twice (partners deduplicate on `event_id` anyway)."""
     trace: dict[str, str] = {}
     propagate.inject(trace)
+    extra = {"event_id": event_id} if record_id not in (None, event_id) else {}
     return {
-        "_id": event_id,
+        "_id": record_id or event_id,
+        **extra,
         "topic": topic,
         "key": key,
         "type": type_,
@@ -129,6 +144,7 @@ class PublicMessage:
     key: str
     type: str
     value: bytes
+    record_id: str | None = None
 
 
 @dataclass
@@ -153,10 +169,15 @@ class Tx:
         self.events.append((envelope, spec_for(type(payload)).topic))
         return envelope
 
-    def emit_public(self, *, topic: str, key: str, value: bytes, event_id: str, type_: str) -> None:
+    def emit_public(
+        self, *, topic: str, key: str, value: bytes, event_id: str, type_: str, record_id: str | None = None
+    ) -> None:
         """Publish `value` to `topic` exactly as given (no envelope), with this transaction.
-        `event_id` must be unique: it is the outbox id and the `event_id` header."""
-        self.public.append(PublicMessage(event_id=event_id, topic=topic, key=key, type=type_, value=value))
+        `event_id` is the `event_id` header and, unless `record_id` is given (to publish an
+        event again), the outbox id: either must be unique."""
+        self.public.append(
+            PublicMessage(event_id=event_id, topic=topic, key=key, type=type_, value=value, record_id=record_id)
+        )
 
 
 class UnitOfWork:
@@ -197,6 +218,7 @@ class UnitOfWork:
                             value=m.value,
                             ts=ts,
                             seq=len(tx.events) + i,
+                            record_id=m.record_id,
                         )
                         for i, m in enumerate(tx.public)
                     ]

@@ -37,7 +37,9 @@ from shared.config import ServiceSettings
 from shared.contracts.envelope import new_id, utcnow
 from shared.faults import fail_point
 from shared.messaging.outbox import OUTBOX
+from shared.messaging.recovery import republish_for_new_broker
 from shared.messaging.scan import header, scan
+from shared.metrics import OLDEST_PENDING, OUTBOX_BACKLOG, OUTBOX_ERRORS, OUTBOX_PUBLISH, OUTBOX_PUBLISHED
 from shared.mongo import Mongo
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                OUTBOX_ERRORS.inc()
                 log.exception("outbox relay iteration failed; retrying")
                 self._lease_until = 0.0
                 await asyncio.sleep(1.0)
@@ -110,6 +113,7 @@ class OutboxRelay:
         self._lease_until = now + lease
         if not was_holding:
             log.info("outbox relay %s holds the lease", self.owner)
+            await republish_for_new_broker(self.mongo, self.settings)
             await self.recover()
         return True
 
@@ -130,6 +134,7 @@ class OutboxRelay:
         )
         if not docs:
             return 0
+        started = time.perf_counter()
         confirmations = []
         for doc in docs:
             # Publish under the trace context of the work that wrote the record.
@@ -142,7 +147,7 @@ class OutboxRelay:
                         key=doc["key"].encode(),
                         headers={
                             "content-type": "application/json",
-                            "event_id": doc["_id"],
+                            "event_id": doc.get("event_id", doc["_id"]),  # a republished public event
                             "event_type": doc["type"],
                         },
                         no_confirm=True,
@@ -151,10 +156,25 @@ class OutboxRelay:
             finally:
                 otel_context.detach(token)
         await asyncio.gather(*confirmations)
+        OUTBOX_PUBLISH.observe(time.perf_counter() - started)
         fail_point("relay.after-publish")
         await self._mark_sent([doc["_id"] for doc in docs])
         self.published += len(docs)
+        for doc in docs:
+            OUTBOX_PUBLISHED.labels(doc["topic"]).inc()
         return len(docs)
+
+    async def measure_backlog(self) -> tuple[int, float | None]:
+        """How many records wait to be published and when the oldest was written (unix
+        seconds, None when none wait); kept in `kameng_outbox_backlog_records` and
+        `kameng_outbox_oldest_pending_age_seconds`. Read from the database, so every replica
+        reports the service's backlog whichever holds the lease."""
+        count = await self.outbox.count_documents({"pending": True})
+        oldest = await self.outbox.find_one({"pending": True}, {"ts": 1}, sort=[("ts", 1), ("seq", 1)])
+        at = oldest["ts"] / 1e9 if oldest is not None else None
+        OUTBOX_BACKLOG.set(count)
+        OLDEST_PENDING.at = at
+        return count, at
 
     async def _mark_sent(self, ids: list[str]) -> None:
         await self.outbox.update_many({"_id": {"$in": ids}}, {"$set": {"sent_at": utcnow()}, "$unset": {"pending": ""}})

@@ -1,10 +1,12 @@
-"""Card keys imported per second for a 10,000-key batch through the real HTTP API (gateway ->
-fulfilment: parse, encrypt, fingerprint, one transaction with one bulk insert), against raw MongoDB
-insert throughput measured in the same run on the same database (the ceiling for the import).
+"""Card keys imported per second for a 100,000-key upload through the real HTTP API (gateway ->
+fulfilment: spooled, queued as a job, validated, sealed and fingerprinted, written as staged keys
+chunk by chunk, made available at the end), from the upload until the job reports `succeeded`,
+against raw MongoDB `insert_many` of as many documents of the same shape, measured in the same run
+on the same database with the vault's indexes (the ceiling for the import). Target: ratio >= 0.5.
 
 Starts the embedded stack and the platform unless KAFKA_BOOTSTRAP_SERVERS, MONGODB_URL and
-REDIS_URL name running infrastructure. BENCH_IMPORT_RUNS (default 3) and BENCH_IMPORT_KEYS
-(default 10000) change the run.
+REDIS_URL name running infrastructure. BENCH_IMPORT_RUNS (default 1) and BENCH_IMPORT_KEYS
+(default 100000) change the run.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from shared.mongo import connect, ensure_indexes
 from tests.helpers import auth
 
 ADMIN = auth(roles=("admin",))
-RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "3"))
-KEYS = int(os.environ.get("BENCH_IMPORT_KEYS", "10000"))
+RUNS = int(os.environ.get("BENCH_IMPORT_RUNS", "1"))
+KEYS = int(os.environ.get("BENCH_IMPORT_KEYS", "100000"))
 
 
 def _sku(gateway: httpx.Client, vault_db: Any) -> str:
@@ -60,6 +62,7 @@ def _sku(gateway: httpx.Client, vault_db: Any) -> str:
 
 
 def api_import(gateway: httpx.Client, vault_db: Any, keys: int) -> float:
+    """Keys per second from sending the upload until the job (or the small import) is done."""
     sku_id = _sku(gateway, vault_db)
     tag = new_id()[:10]
     body = "\n".join(f"BENCH-{tag}-{i:06d},PW-{i:06d}" for i in range(keys)).encode()
@@ -67,14 +70,22 @@ def api_import(gateway: httpx.Client, vault_db: Any, keys: int) -> float:
     r = gateway.post(
         f"/api/v1/admin/skus/{sku_id}/card-keys", content=body, headers={**ADMIN, "content-type": "text/plain"}
     )
-    elapsed = time.perf_counter() - started
     r.raise_for_status()
-    assert r.json()["accepted"] == keys, r.text
-    return keys / elapsed
+    if r.status_code == 202:
+        while (job := gateway.get(r.json()["status_url"], headers=ADMIN).json())["status"] not in (
+            "succeeded",
+            "failed",
+        ):
+            time.sleep(0.25)
+        assert job["status"] == "succeeded" and job["accepted"] == keys, job
+    else:
+        assert r.json()["accepted"] == keys, r.text
+    return keys / (time.perf_counter() - started)
 
 
 async def raw_insert(mongodb_url: str, keys: int) -> tuple[float, float]:
-    """insert_many in one transaction into a collection with the vault's indexes, and insert_one."""
+    """One insert_many of every document (the driver batches it) into a collection with the
+    vault's indexes, and insert_one one by one."""
     mongo = connect(mongodb_url, "kameng_fulfilment")
     name = f"bench_raw_{new_id()[:8]}"
     await ensure_indexes(
@@ -89,7 +100,7 @@ async def raw_insert(mongodb_url: str, keys: int) -> tuple[float, float]:
             "nonce": os.urandom(12),
             "ct": os.urandom(40),
             "status": "available",
-            "batch_id": "b",
+            "batch_id": f"b{i % 7}",
             "line": i,
             "expires_at": None,
         }
@@ -97,12 +108,7 @@ async def raw_insert(mongodb_url: str, keys: int) -> tuple[float, float]:
     ]
     try:
         started = time.perf_counter()
-        async with await mongo.client.start_session() as session:
-
-            async def insert(s: Any) -> None:
-                await mongo.db[name].insert_many(docs, ordered=False, session=s)
-
-            await session.with_transaction(insert)
+        await mongo.db[name].insert_many(docs, ordered=False)
         bulk = keys / (time.perf_counter() - started)
         started = time.perf_counter()
         for i in range(300):
@@ -136,9 +142,9 @@ def run(infra: dict[str, str], runs: int, keys: int) -> dict[str, Any]:
         client.close()
         platform.stop()
     api, raw, single = (statistics.median(x) for x in (api_rates, raw_rates, single_rates))
-    print(f"vault import, {keys} keys per request, {runs} runs (median):")
-    print(f"  HTTP API (gateway -> fulfilment)   {api:10.0f} keys/s   runs: {', '.join(f'{x:.0f}' for x in api_rates)}")
-    print(f"  raw MongoDB insert_many in a tx    {raw:10.0f} docs/s   runs: {', '.join(f'{x:.0f}' for x in raw_rates)}")
+    print(f"vault import, {keys} keys per upload, {runs} runs (median):")
+    print(f"  HTTP API, upload to job succeeded  {api:10.0f} keys/s   runs: {', '.join(f'{x:.0f}' for x in api_rates)}")
+    print(f"  raw MongoDB insert_many            {raw:10.0f} docs/s   runs: {', '.join(f'{x:.0f}' for x in raw_rates)}")
     print(f"  raw MongoDB insert_one, one by one {single:10.0f} docs/s")
     print(f"  API / raw bulk insert ratio        {api / raw:10.2f}")
     print(f"  (logs: {logs})")

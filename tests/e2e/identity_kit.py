@@ -1,8 +1,10 @@
-"""Helpers for the identity and gateway e2e tests: accounts, signed partner requests, and a
-direct look at identity's database (its notification outbox and event outbox)."""
+"""Helpers for the identity and gateway e2e tests: accounts, signed partner requests, the
+one-time codes as delivered (mail sink, SMS simulator), and a direct look at identity's database
+(its delivery outbox and event outbox)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +19,7 @@ from deploy.services import DEV_DEFAULTS
 from services.gateway.signing import sign
 from services.identity.domain import id_check_char
 from shared.contracts.envelope import new_id
+from tests.helpers import wait_until
 
 PASSWORD = "correct horse battery"
 
@@ -39,6 +42,38 @@ def redis_db(infra: dict[str, str]) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(infra["REDIS_URL"])
     yield client
     client.close()
+
+
+CODE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
+
+
+class Inboxes:
+    """The one-time codes identity delivered: emails in the mail sink, texts in the SMS
+    simulator, read over their HTTP APIs as a person would read their inbox."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.mail = platform.url("mailsink")
+        self.sms = platform.url("smssim")
+        self.seen: dict[str, int] = {}
+
+    def codes(self, to: str) -> list[str]:
+        if "@" in to:
+            texts = [m["body"] for m in httpx.get(f"{self.mail}/messages", params={"to": to}).json()]
+        else:
+            texts = [m["text"] for m in httpx.get(f"{self.sms}/messages", params={"phone": to}).json()]
+        return [m.group(1) for t in texts if (m := CODE.search(t))]
+
+    def next_code(self, to: str) -> str:
+        """The next code delivered to `to` after the last one returned (waits for the delivery)."""
+        seen = self.seen.get(to, 0)
+        codes = wait_until(lambda: (c := self.codes(to))[seen:] and c, message=f"a code delivered to {to}")
+        self.seen[to] = len(codes)
+        return codes[-1]
+
+
+@pytest.fixture
+def inboxes(platform: Platform) -> Inboxes:
+    return Inboxes(platform)
 
 
 def unique_email() -> str:

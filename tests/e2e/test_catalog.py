@@ -1,5 +1,6 @@
 """The catalog through the gateway: browse the tree, search (Chinese), filter, paginate, product
-detail priced for the caller's level, admin changes as `catalog.sku-changed` events, bad input."""
+detail priced for the caller's level, admin changes as `catalog.sku-changed` and
+`catalog.product-changed` events, bad input."""
 
 from __future__ import annotations
 
@@ -151,6 +152,31 @@ def test_changes_are_events_and_off_sale_hides_the_sku(
     admin_product = gateway.get(f"/api/v1/admin/products/{mobile['product_id']}", headers=ADMIN).json()
     assert admin_product["listed"] is False and [s["sku_id"] for s in admin_product["skus"]] == [sku_id]
     assert gateway.get(f"/api/v1/admin/products/{mobile['product_id']}", headers=auth()).status_code == 403
+
+
+def _product_events(infra: dict[str, str], product_id: str) -> list[dict[str, object]]:
+    records = asyncio.run(scan(infra["KAFKA_BOOTSTRAP_SERVERS"], ["catalog.events"]))
+    events = [json.loads(r.value) for r in records]
+    return [e["data"] for e in events if e["type"] == "catalog.product-changed" and e["key"] == product_id]
+
+
+def test_product_changes_and_listing_are_events_with_the_service_notes(
+    gateway: httpx.Client, mobile: dict[str, str], infra: dict[str, str]
+) -> None:
+    product_id = mobile["product_id"]
+    r = gateway.patch(f"/api/v1/admin/products/{product_id}", json={"service_notes": "到账 1 分钟内"}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    r = gateway.patch(f"/api/v1/admin/skus/{mobile['sku_id']}", json={"on_sale": False}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+
+    # created (not listed) -> its first SKU lists it -> notes edited -> its last SKU unlists it
+    events = wait_until(
+        lambda: (e := _product_events(infra, product_id)) and len(e) >= 4 and e, message="4 product-changed events"
+    )
+    assert [(e["revision"], e["listed"]) for e in events] == [(1, False), (2, True), (3, True), (4, False)]
+    assert [e["service_notes"] for e in events] == ["自动发货", "自动发货", "到账 1 分钟内", "到账 1 分钟内"]
+    assert events[0]["description"] == "全国通用" and events[0]["category_id"] == mobile["category_id"]
+    assert all("prices" not in e for e in events)
 
 
 @pytest.mark.parametrize(

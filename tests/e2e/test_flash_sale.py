@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import pytest
+
 from deploy.platform import Platform
 from tests.flows import Flows
 from tests.scenarios import PRICE_CENTS, duplicate_deliveries, prepare, run
@@ -14,6 +16,9 @@ from tests.scenarios import PRICE_CENTS, duplicate_deliveries, prepare, run
 BUYERS, KEYS = 1000, 200
 
 
+# Setting up 1,000 funded buyers is a bank top-up each (about 7/s on a busy two-core machine),
+# before the sale itself: more than the suite's default 300 s per test there.
+@pytest.mark.timeout(600)
 async def test_flash_sale(platform: Platform, infra: dict[str, str]) -> None:
     flows = Flows(platform.gateway_url, infra["KAFKA_BOOTSTRAP_SERVERS"], concurrency=200)
     try:

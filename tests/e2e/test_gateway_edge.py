@@ -102,6 +102,7 @@ def strict_process(platform: Platform, hung: _Silent) -> Iterator[tuple[str, str
     env = {
         **base.env,
         "PORT": str(port),
+        "METRICS_PORT": str(free_port()),  # the main gateway holds its own
         "OTEL_SERVICE_NAME": "gateway-strict",
         "REDIS_URL": redis_url,
         "RATE_LIMIT_PER_IP": "12",
@@ -255,7 +256,12 @@ def test_edge_readiness_ignores_the_services(strict_gateway: str) -> None:
 def test_redis_down_at_the_edge_is_503_problem(platform: Platform) -> None:
     base = platform.processes["gateway"]
     port = free_port()
-    env = {**base.env, "PORT": str(port), "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    env = {
+        **base.env,
+        "PORT": str(port),
+        "METRICS_PORT": str(free_port()),  # the main gateway holds its own
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+    }
     process = ServiceProcess(name="gateway", port=port, env=env, log_path=platform.logs_dir / "gateway-noredis.log")
     process.start()
     try:

@@ -14,6 +14,7 @@ from shared.config import DEV_JWT_SECRET
 from tests.e2e import identity_kit as kit
 from tests.e2e.identity_kit import (
     PASSWORD,
+    Inboxes,
     admin_headers,
     assert_problem,
     id_number,
@@ -30,6 +31,7 @@ from tests.helpers import wait_until
 gateway = kit.gateway
 identity_db = kit.identity_db
 redis_db = kit.redis_db
+inboxes = kit.inboxes
 
 
 def test_register_by_email_or_phone_and_duplicates(gateway: httpx.Client, identity_db: Any) -> None:
@@ -95,6 +97,7 @@ def test_login_me_and_identical_errors(gateway: httpx.Client) -> None:
         "real_name_verified": False,
         "totp_enabled": False,
         "id_number_masked": None,
+        "site": None,  # signed up on the main site, not a sub-site (分站)
     }
 
     wrong = assert_problem(
@@ -185,6 +188,29 @@ def test_failures_from_one_address_lock_that_address(platform: Platform, gateway
     login(gateway, email)  # other addresses are not affected
 
 
+def test_sign_ins_through_the_storefront_are_limited_per_browser_address(
+    platform: Platform, gateway: httpx.Client
+) -> None:
+    """The storefront signs in through the API on the browser's behalf: identity must count the
+    browser's address, not the web's (one attacker would otherwise lock every browser out)."""
+    attacker, visitor = "203.0.113.91", "198.51.100.23"
+    email = unique_email()
+    register(gateway, email=email)
+
+    def sign_in(client: httpx.Client, login: str, password: str) -> int:
+        if not client.cookies.get("kameng_csrf"):
+            client.get("/login")
+        form = {"login": login, "password": password, "_csrf_token": client.cookies.get("kameng_csrf") or ""}
+        return client.post("/login", data=form).status_code
+
+    with httpx.Client(base_url=platform.gateway_url, timeout=30, headers={"X-Forwarded-For": attacker}) as browser:
+        statuses = [sign_in(browser, unique_email(), "guess guess") for _ in range(100)]
+        assert statuses[:99] == [401] * 99 and statuses[99] == 429  # the attacker's address is locked
+        assert sign_in(browser, email, PASSWORD) == 429
+    with httpx.Client(base_url=platform.gateway_url, timeout=30, headers={"X-Forwarded-For": visitor}) as browser:
+        assert sign_in(browser, email, PASSWORD) == 303  # another browser still signs in
+
+
 def test_real_name_verification(gateway: httpx.Client, identity_db: Any) -> None:
     user_id, _, headers = new_account(gateway)
     number = id_number()
@@ -228,13 +254,9 @@ def test_real_name_verification(gateway: httpx.Client, identity_db: Any) -> None
     assert outbox_events(identity_db, "identity.user-verified", other_id) == []
 
 
-def _latest_code(identity_db: Any, user_id: str, to: str) -> str:
-    doc = identity_db.notifications.find_one({"user_id": user_id, "to": to}, sort=[("created_at", -1)])
-    assert doc is not None
-    return str(doc["params"]["code"])
-
-
-def test_bind_phone_and_change_email_with_one_time_codes(gateway: httpx.Client, identity_db: Any) -> None:
+def test_bind_phone_and_change_email_with_one_time_codes(
+    gateway: httpx.Client, identity_db: Any, inboxes: Inboxes
+) -> None:
     user_id, _, headers = new_account(gateway)
     phone = unique_phone()
     assert_problem(gateway.post("/api/v1/me/phone", json={"phone": "123"}, headers=headers), 422)
@@ -243,9 +265,11 @@ def test_bind_phone_and_change_email_with_one_time_codes(gateway: httpx.Client, 
     assert r.json()["sent_to"] == phone[:3] + "****" + phone[-4:]
     notification = identity_db.notifications.find_one({"user_id": user_id, "to": phone})
     assert notification["channel"] == "sms"
-    code = _latest_code(identity_db, user_id, phone)
-    # The code is stored hashed only.
+    code = inboxes.next_code(phone)  # delivered by SMS
+    # The code is stored hashed only, and its delivery record keeps it sealed, erased once sent.
     assert code not in repr(identity_db.contact_codes.find_one({"_id": f"{user_id}:phone"}))
+    sent = wait_until(lambda: identity_db.notifications.find_one({"user_id": user_id, "to": phone, "status": "sent"}))
+    assert code not in repr(sent) and "sealed" not in sent
 
     wrong = "000000" if code != "000000" else "111111"
     assert_problem(gateway.post("/api/v1/me/phone/confirm", json={"code": wrong}, headers=headers), 422)
@@ -265,17 +289,17 @@ def test_bind_phone_and_change_email_with_one_time_codes(gateway: httpx.Client, 
     assert gateway.post("/api/v1/me/email", json={"email": new_email}, headers=headers).status_code == 202
     # A resend right away is refused (no SMS/email bombing through us).
     assert_problem(gateway.post("/api/v1/me/email", json={"email": new_email}, headers=headers), 429)
-    code = _latest_code(identity_db, user_id, new_email)
+    code = inboxes.next_code(new_email)  # delivered by email
     r = gateway.post("/api/v1/me/email/confirm", json={"code": code}, headers=headers)
     assert r.status_code == 200 and r.json()["email"] == new_email
     login(gateway, new_email)
 
 
-def test_contact_code_attempts_are_limited(gateway: httpx.Client, identity_db: Any) -> None:
-    user_id, _, headers = new_account(gateway)
+def test_contact_code_attempts_are_limited(gateway: httpx.Client, inboxes: Inboxes) -> None:
+    _, _, headers = new_account(gateway)
     phone = unique_phone()
     assert gateway.post("/api/v1/me/phone", json={"phone": phone}, headers=headers).status_code == 202
-    code = _latest_code(identity_db, user_id, phone)
+    code = inboxes.next_code(phone)
     wrong = "000000" if code != "000000" else "111111"
     for _ in range(5):
         assert_problem(gateway.post("/api/v1/me/phone/confirm", json={"code": wrong}, headers=headers), 422)

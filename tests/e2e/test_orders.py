@@ -4,6 +4,7 @@ delivery, idempotency, stock and balance refusals, expiry, crashes and redeliver
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator
 
 import pytest
@@ -244,24 +245,10 @@ async def test_manual_delivery_by_staff_and_urging(flows: Flows) -> None:
     queue = (await flows.call("GET", "/api/v1/admin/manual-tasks", headers=flows.admin, expect=200)).json()
     assert {done_id, failed_id} <= {t["task_id"] for t in queue}
     assert (await flows.call("GET", "/api/v1/admin/manual-tasks", headers=auth(buyer))).status_code == 403
-    await flows.call(
-        "POST",
-        f"/api/v1/admin/manual-tasks/{done_id}/complete",
-        json={"content": "ACCOUNT-7788"},
-        headers=flows.admin,
-        expect=200,
-    )
-    twice = await flows.call(
-        "POST", f"/api/v1/admin/manual-tasks/{done_id}/complete", json={"content": "X"}, headers=flows.admin
-    )
+    await flows.manual_task(done_id, "complete", content="ACCOUNT-7788")
+    twice = await flows.manual_task(done_id, "complete", expect=None, content="X")
     assert twice.status_code == 409
-    await flows.call(
-        "POST",
-        f"/api/v1/admin/manual-tasks/{failed_id}/fail",
-        json={"reason": "out of cards"},
-        headers=flows.admin,
-        expect=200,
-    )
+    await flows.manual_task(failed_id, "fail", reason="out of cards")
     assert (await flows.wait_final(buyer, done_id))["status"] == "delivered"
     assert await flows.card_keys(buyer, done_id) == ["ACCOUNT-7788"]
     assert (await flows.wait_final(buyer, failed_id))["status"] == "refunded"
@@ -354,3 +341,37 @@ async def test_keys_short_at_delivery_despite_the_hold_are_refunded_never_partly
     assert await flows.balance(buyer) == 2 * PRICE
     stock = (await flows.call("GET", f"/api/v1/admin/skus/{sku_id}/stock", headers=flows.admin, expect=200)).json()
     assert (stock["available"], stock["sold"], stock["reserved"]) == (1, 0, 0)  # the good key is for sale again
+
+
+async def test_integers_past_64_bits_are_a_422_and_store_nothing(flows: Flows) -> None:
+    """Found by the fuzz run: a template row with quantity 2**64 reached the BSON encoder (500)."""
+    [buyer] = await flows.new_buyers(1, PRICE)
+    huge = 22187849515665313792
+    template = {"name": "huge", "rows": [{"sku_id": "x", "quantity": huge}]}
+    answer = await flows.call("POST", "/api/v1/orders/templates", headers=auth(buyer), json=template)
+    assert answer.status_code == 422 and answer.headers["content-type"].startswith("application/problem+json")
+    order = await flows.call("POST", "/api/v1/orders", headers=auth(buyer), json={"sku_id": "x", "quantity": huge})
+    assert order.status_code == 422
+    topup = {"amount_cents": huge, "channel": "alipay"}
+    assert (await flows.call("POST", "/api/v1/wallet/topups", headers=auth(buyer), json=topup)).status_code == 422
+    templates = (await flows.call("GET", "/api/v1/orders/templates", headers=auth(buyer), expect=200)).json()
+    assert templates == []
+
+
+async def test_staff_find_any_order_with_its_buyer_and_trace_id(flows: Flows) -> None:
+    sku_id, _ = await stocked_sku(flows, 1)
+    [buyer] = await flows.new_buyers(1, PRICE)
+    trace_id = secrets.token_hex(16)
+    headers = {**auth(buyer), "traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
+    placed = await flows.call("POST", "/api/v1/orders", json={"sku_id": sku_id}, headers=headers, expect=201)
+    order_id = placed.json()["order_id"]
+    await flows.wait_final(buyer, order_id)
+
+    staff = auth(roles=("staff",))
+    seen = (await flows.call("GET", f"/api/v1/admin/orders/{order_id}", headers=staff, expect=200)).json()
+    assert seen["user_id"] == buyer and seen["trace_id"] == trace_id and seen["status"] == "delivered"
+    mine = await flows.call("GET", f"/api/v1/admin/orders?user_id={buyer}&group=completed", headers=staff, expect=200)
+    assert [o["order_id"] for o in mine.json()["items"]] == [order_id]
+    assert "trace_id" not in await flows.get_order(buyer, order_id)  # the buyer's own view stays as it was
+    assert (await flows.call("GET", "/api/v1/admin/orders", headers=auth(buyer))).status_code == 403
+    assert (await flows.call("GET", "/api/v1/admin/orders?group=nope", headers=staff)).status_code == 422

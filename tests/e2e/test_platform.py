@@ -24,7 +24,7 @@ def gateway(platform: Platform) -> httpx.Client:
 def test_gateway_is_ready_when_every_service_is(gateway: httpx.Client) -> None:
     r = gateway.get("/health/ready")
     assert r.status_code == 200, r.text
-    assert r.json()["checks"] == {name: "ok" for name in ("redis", *BACKEND_SERVICES)}
+    assert r.json()["checks"] == {name: "ok" for name in ("redis", *BACKEND_SERVICES, "web")}
     assert gateway.get("/health/live").json() == {"status": "ok"}
 
 
@@ -88,7 +88,11 @@ def test_unknown_route_is_a_problem(gateway: httpx.Client) -> None:
     assert r.headers["content-type"].startswith("application/problem+json")
     body = r.json()
     assert body["type"].endswith("/not-found") and body["status"] == 404 and body["title"] and body["detail"]
+    # Outside /api, /health and /schema every path is a storefront page: an unknown one is the
+    # web's 404 page, still a 404.
     r = gateway.get("/nowhere")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    r = gateway.get("/health/nowhere")
     assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
 
 

@@ -1,12 +1,17 @@
 """Announcements (平台公告) and help-center articles (帮助中心) through the api: staff CRUD,
-public lists (published only, pinned first, paginated), bad input and wrong roles."""
+public lists (published only, pinned first, paginated), bad input and wrong roles; every change
+is a `support.*-changed` event on `support.events`."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
+from shared.contracts import topics
 from shared.contracts.envelope import new_id
-from tests.helpers import auth
+from tests.helpers import auth, eventually
+from tests.integration.kit import read_topic
 
 STAFF = auth(roles=("staff",))
 ADMIN = auth(roles=("admin", "staff"))
@@ -107,3 +112,35 @@ async def test_help_articles_crud_and_public_list(api: httpx.AsyncClient) -> Non
     assert (await api.delete(f"/api/v1/admin/help/articles/{ids[0]}", headers=STAFF)).status_code == 204
     r = await api.get("/api/v1/help/articles", params={"category": category})
     assert [a["title"] for a in r.json()["items"]] == ["First", "Hidden"]
+
+
+async def test_every_article_and_announcement_change_is_an_event(api: httpx.AsyncClient, infra: dict[str, str]) -> None:
+    r = await api.post(
+        "/api/v1/admin/help/articles", json={"title": "事件文章", "body": "正文", "category": "e2e"}, headers=STAFF
+    )
+    assert r.status_code == 201, r.text
+    article_id = r.json()["article_id"]
+    assert (
+        await api.patch(f"/api/v1/admin/help/articles/{article_id}", json={"published": False}, headers=STAFF)
+    ).status_code == 200
+    assert (await api.delete(f"/api/v1/admin/help/articles/{article_id}", headers=STAFF)).status_code == 204
+    r = await api.post("/api/v1/admin/announcements", json={"title": "事件公告", "body": "内容"}, headers=STAFF)
+    assert r.status_code == 201, r.text
+    announcement_id = r.json()["announcement_id"]
+
+    async def changes(kind: str, key: str, count: int) -> list[dict[str, object]] | None:
+        records = await read_topic(infra["KAFKA_BOOTSTRAP_SERVERS"], topics.SUPPORT)
+        found = [
+            e["data"]
+            for e in (json.loads(r.value) for r in records)
+            if e["type"] == f"support.{kind}-changed" and e["key"] == key
+        ]
+        return found if len(found) >= count else None
+
+    articles = await eventually(lambda: changes("article", article_id, 3), timeout=30, message="3 article events")
+    assert [(e["published"], e["deleted"]) for e in articles] == [(True, False), (False, False), (False, True)]
+    assert {e["title"] for e in articles} == {"事件文章"} and articles[0]["category"] == "e2e"
+    (announcement,) = await eventually(
+        lambda: changes("announcement", announcement_id, 1), timeout=30, message="announcement event"
+    )
+    assert announcement["published"] is True and announcement["title"] == "事件公告"

@@ -1,12 +1,11 @@
 """The card-key vault through the gateway on the real stack: import with duplicates and invalid
-lines reported exactly, re-import adds nothing, 10,000 keys in one request, encrypted at rest,
+lines reported exactly, re-import adds nothing, 10,000 keys in one upload (a job), encrypted at rest,
 disable, and the Redis stock counters after import, Redis loss + rebuild, a restart, and a
 redelivered import event."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -193,18 +192,27 @@ def test_keys_are_encrypted_at_rest_and_never_logged_traced_or_on_the_bus(
     assert not any(code.encode() in everything for code in codes)
 
 
-def test_ten_thousand_keys_in_one_request(gateway: httpx.Client, category: str, vault_db: Any) -> None:
+def _job_done(gateway: httpx.Client, r: httpx.Response) -> dict[str, Any]:
+    """A large upload is a job (202): poll it, however long the machine takes."""
+    assert r.status_code == 202, r.text
+    url = r.json()["status_url"]
+
+    def done() -> dict[str, Any] | None:
+        job: dict[str, Any] = gateway.get(url, headers=ADMIN).json()
+        return job if job["status"] in ("succeeded", "failed") else None
+
+    return wait_until(done, timeout=300, interval=0.5, message="the import job")
+
+
+def test_ten_thousand_keys_in_one_upload(gateway: httpx.Client, category: str, vault_db: Any) -> None:
     product_id, sku_id = new_sku(gateway, category, vault_db)
     tag = new_id()[:8]
     text = "\n".join(f"BULK-{tag}-{i:05d},PW{i:05d}" for i in range(10_000))
-    started = time.perf_counter()
-    r = import_text(gateway, sku_id, text)
-    elapsed = time.perf_counter() - started
-    assert r.status_code == 200, r.text
-    assert (r.json()["accepted"], r.json()["duplicates"], r.json()["invalid"]) == (10_000, 0, [])
+    job = _job_done(gateway, import_text(gateway, sku_id, text))
+    assert (job["status"], job["accepted"], job["duplicates"], job["invalid"]) == ("succeeded", 10_000, 0, [])
+    settle(vault_db, sku_id)
     assert stock(gateway, sku_id)["available"] == stock(gateway, sku_id)["supply"] == 10_000
     assert catalog_stock(gateway, product_id) == "in_stock"
-    print(f"10,000 keys imported in {elapsed:.2f}s")
     # The same size as an uploaded CSV file (GB18030, as a Chinese spreadsheet saves it).
     csv = "卡号,密码\r\n" + "\r\n".join(f"卡-{tag}-{i:05d},密-{i:05d}" for i in range(10_000))
     r = gateway.post(
@@ -212,7 +220,9 @@ def test_ten_thousand_keys_in_one_request(gateway: httpx.Client, category: str, 
         files={"file": ("keys.csv", csv.encode("gb18030"), "text/csv")},
         headers=ADMIN,
     )
-    assert r.status_code == 200 and r.json()["accepted"] == 10_000, r.text
+    job = _job_done(gateway, r)
+    assert job["status"] == "succeeded" and job["accepted"] == 10_000, job
+    settle(vault_db, sku_id)
     assert stock(gateway, sku_id)["supply"] == 20_000
 
 
@@ -252,7 +262,9 @@ def test_stock_survives_redis_loss_rebuild_and_restart(
     # Redis restarted empty: the service rebuilds missing counters when it starts.
     rds.delete(*rds.keys(f"inv:{{{sku_id}}}:*"))
     platform.restart("fulfilment")
-    wait_until(lambda: stock(gateway, sku_id)["supply"] == 6, message="supply rebuilt on start")
+    # Late in the suite the vault holds every earlier test's keys (100,000 from the import jobs):
+    # the rebuild on start counts them all, so give it time on a loaded machine.
+    wait_until(lambda: stock(gateway, sku_id)["supply"] == 6, timeout=120, message="supply rebuilt on start")
 
 
 def _imported_event(infra: dict[str, str], batch_id: str) -> Any:

@@ -9,7 +9,7 @@ import pytest
 
 from shared import redis_client
 from shared.contracts.envelope import new_id
-from shared.inventory import Inventory
+from shared.inventory import HoldResult, Inventory, Stock
 
 
 @pytest.fixture
@@ -22,6 +22,7 @@ async def inventory(infra: dict[str, str]) -> AsyncIterator[Inventory]:
 async def test_concurrent_holds_never_oversell(inventory: Inventory) -> None:
     sku = new_id()
     assert await inventory.adjust_supply(sku, 200, op_id="import-1") == 200
+    await inventory.set_holds_if_missing(sku, {})
     results = await asyncio.gather(*(inventory.hold(sku, f"order-{i}", 1) for i in range(1000)))
     assert sum(r.ok for r in results) == 200
     stock = await inventory.stock(sku)
@@ -33,6 +34,7 @@ async def test_concurrent_holds_never_oversell(inventory: Inventory) -> None:
 async def test_hold_and_release_are_idempotent_per_order(inventory: Inventory) -> None:
     sku = new_id()
     await inventory.adjust_supply(sku, 5, op_id="import-1")
+    await inventory.set_holds_if_missing(sku, {})
     assert (await inventory.hold(sku, "o1", 3)).ok
     again = await inventory.hold(sku, "o1", 3)  # a retried request or redelivered event
     assert again.ok and again.units == 3
@@ -65,3 +67,28 @@ async def test_rebuild_after_redis_lost_everything(inventory: Inventory) -> None
     assert (await inventory.stock(sku)).sellable == 5
     assert await inventory.release(sku, "o2") == 1
     assert (await inventory.stock(sku)).held == 4
+
+
+async def test_a_missing_counter_is_never_read_as_zero(inventory: Inventory) -> None:
+    """Issue 12: Redis came back empty, fulfilment rebuilt supply first, and a zero `held` sold
+    the units of every open order again (66 buyers got 201 for 60 keys)."""
+    sku = new_id()
+    assert await inventory.hold(sku, "o1", 1) == HoldResult(ok=False, units=0, missing="held")
+    assert await inventory.set_holds_if_missing(sku, {"o0": 4})
+    assert await inventory.hold(sku, "o1", 1) == HoldResult(ok=False, units=0, missing="supply")
+    assert await inventory.set_supply_if_missing(sku, 5, applied_ops=["import-1", "claim-o9"])
+    # A second rebuild from an older truth changes nothing; the ops it counted stay applied.
+    assert not await inventory.set_supply_if_missing(sku, 9, applied_ops=["import-2"])
+    assert not await inventory.set_holds_if_missing(sku, {})
+    assert await inventory.adjust_supply(sku, -1, op_id="claim-o9") is None
+    assert await inventory.adjust_supply(sku, 3, op_id="import-2") == 8
+    assert (await inventory.stock(sku)) == Stock(supply=8, held=4)
+    assert (await inventory.hold(sku, "o1", 4)).ok
+    assert await inventory.hold(sku, "o2", 1) == HoldResult(ok=False, units=0)
+
+
+async def test_epoch_markers(inventory: Inventory) -> None:
+    marker = f"inv:epoch:test-{new_id()}"  # not the platform's own: its services share this Redis
+    assert not await inventory.epoch_known(marker)
+    await inventory.mark_epoch(marker)
+    assert await inventory.epoch_known(marker)

@@ -7,8 +7,7 @@ from datetime import timedelta
 
 from motor.motor_asyncio import AsyncIOMotorGridFSBucket
 
-from services.support.janitor import sweep_orphan_evidence
-from services.support.store import EVIDENCE_BUCKET, TICKETS
+from services.support.store import EVIDENCE_BUCKET, TICKETS, sweep_orphan_evidence
 from shared.contracts.envelope import new_id
 from shared.mongo import connect
 

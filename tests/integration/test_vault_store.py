@@ -15,8 +15,8 @@ import pytest
 from services.fulfilment import handlers, store
 from services.fulfilment.crypto import Vault
 from services.fulfilment.domain import parse_batch
-from services.fulfilment.stock import rebuild
-from services.fulfilment.store import claim_keys, claim_op, import_keys, import_op, reveal_keys
+from services.fulfilment.store import FulfilmentStore, claim_keys, claim_op, import_keys, import_op, reveal_keys
+from services.fulfilment.usecases.stock import rebuild
 from shared import redis_client
 from shared.contracts.envelope import new_id, utcnow
 from shared.contracts.fulfilment import KeyDisabled, KeysImported
@@ -131,7 +131,7 @@ async def test_rebuild_counts_the_vault_and_a_late_change_is_not_applied_twice(
     keys = await _claim(mongo, sku["_id"], "o-7", 2)
     assert report.batch_id is not None and len(keys) == 2
     # Neither the import nor the claim reached Redis (the process died after commit).
-    assert await rebuild(mongo.db, inventory, sku["_id"]) == 4
+    assert await rebuild(FulfilmentStore(mongo.db), inventory, sku["_id"]) == 4
     assert await inventory.adjust_supply(sku["_id"], 6, op_id=import_op(report.batch_id)) is None
     assert await inventory.adjust_supply(sku["_id"], -2, op_id=claim_op("o-7")) is None
     assert (await inventory.stock(sku["_id"])).supply == 4
@@ -149,7 +149,9 @@ async def test_the_import_event_handler_is_the_safety_net_of_the_fast_path(mongo
     report = await _import(mongo, sku, [f"S{i}-{sku['_id']}" for i in range(3)])
     assert report.batch_id is not None
     event = KeysImported(sku_id=sku["_id"], batch_id=report.batch_id, accepted=3, available=3)
-    ctx: Any = SimpleNamespace(tx=SimpleNamespace(db=mongo.db), runtime=SimpleNamespace(get=lambda kind: inventory))
+    ctx: Any = SimpleNamespace(
+        tx=SimpleNamespace(db=mongo.db), deps=SimpleNamespace(store=FulfilmentStore(mongo.db), inventory=inventory)
+    )
     for _ in range(3):
         await handlers.add_imported_supply(event, ctx)
     assert (await inventory.stock(sku["_id"])).supply == 3
@@ -169,7 +171,9 @@ async def test_a_change_arriving_after_redis_lost_the_counter_rebuilds_instead(
 
     assert await UnitOfWork(mongo, producer="fulfilment").run(disable) == "available"
     assert not await inventory.known(sku["_id"])
-    ctx: Any = SimpleNamespace(tx=SimpleNamespace(db=mongo.db), runtime=SimpleNamespace(get=lambda kind: inventory))
+    ctx: Any = SimpleNamespace(
+        tx=SimpleNamespace(db=mongo.db), deps=SimpleNamespace(store=FulfilmentStore(mongo.db), inventory=inventory)
+    )
     await handlers.remove_disabled_supply(KeyDisabled(sku_id=sku["_id"], key_id=key["_id"]), ctx)
     assert (await inventory.stock(sku["_id"])).supply == 3
     await handlers.remove_disabled_supply(KeyDisabled(sku_id=sku["_id"], key_id=key["_id"]), ctx)

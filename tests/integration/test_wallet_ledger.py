@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.wallet import ledger
+from services.wallet import usecases as ledger
 from services.wallet.settings import WalletSettings
 from services.wallet.store import ACCOUNTS, INDEXES, LEDGER, TOPUPS
 from shared.contracts.envelope import new_id, utcnow

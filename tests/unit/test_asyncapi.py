@@ -43,15 +43,18 @@ def _resolve(doc: dict[str, Any], ref: str) -> Any:
 def test_asyncapi_covers_every_topic_and_event_and_every_ref_resolves() -> None:
     doc = json.loads((ROOT / "docs" / "asyncapi.json").read_text())
     assert doc["asyncapi"] == "3.0.0"
-    assert set(doc["channels"]) == set(topics.ALL)
+    assert set(doc["channels"]) == {*topics.ALL, "partnerOrderEvents"}
+    assert "partner.order-events.v1" not in doc["channels"]  # the shared topic leaked every partner's orders
     messages = doc["components"]["messages"]
     for spec in all_specs():
         if spec.topic in topics.ALL:
             message = messages[f"{spec.type}.v{spec.version}"]
             assert f"{spec.type}.v{spec.version}" in doc["channels"][spec.topic]["messages"]
             assert message["payload"]["allOf"][1]["properties"]["type"] == {"const": spec.type}
-    public = doc["channels"][topics.PARTNER_ORDER_EVENTS]["messages"]
-    assert list(public) == ["order.status-changed.public.v1"]
+    partner = doc["channels"]["partnerOrderEvents"]
+    assert partner["address"] == topics.PARTNER_TOPIC_TEMPLATE == "partner.{partner_user_id}.order-events.v1"
+    assert set(partner["parameters"]) == {"partner_user_id"}  # every {expression} of the address is declared
+    assert list(partner["messages"]) == ["order.status-changed.public.v1"]
     schema = doc["components"]["schemas"]["PartnerOrderEvent"]
     assert set(schema["required"]) >= {"event_id", "occurred_at", "order_id", "partner_user_id", "status"}
     for ref in _refs(doc):

@@ -6,6 +6,7 @@ import pytest
 
 from services.catalog import domain
 from shared.contracts.catalog import RecipientField, SkuChanged, WholesaleTier
+from shared.recipients import validate_recipient
 
 
 def _sku(prices: dict[str, int], tiers: list[tuple[int, int]] = ()) -> SkuChanged:  # type: ignore[assignment]
@@ -83,8 +84,16 @@ def test_recipient_rules() -> None:
     assert [p["field"] for p in domain.recipient_field_problems([mobile, mobile])] == ["recipient_fields[1].name"]
     bad = RecipientField(name="Mobile", label="x", pattern="(")
     assert len(domain.recipient_field_problems([bad])) == 2
-    assert domain.recipient_problems([mobile, game], {"mobile": "13800138000"}) == []
-    assert domain.recipient_problems([mobile, game], {"mobile": " 13800138000 ", "game_id": "abcd"}) == []
-    problems = domain.recipient_problems([mobile, game], {"mobile": "12345", "game_id": "ab", "x": "1"})
-    assert [p["field"] for p in problems] == ["recipient.x", "recipient.mobile", "recipient.game_id"]
-    assert domain.recipient_problems([mobile], {})[0]["message"] == "手机号 is required"
+
+
+def test_recipient_values_follow_the_shared_rule() -> None:
+    """What a buyer types is checked by `shared.recipients` (the catalog's copy is gone)."""
+    mobile = RecipientField(name="mobile", label="手机号", pattern=r"1[3-9]\d{9}")
+    game = RecipientField(name="game_id", label="游戏账号", required=False, min_length=4, max_length=12)
+    assert validate_recipient([mobile, game], {"mobile": "13800138000"})[1] == []
+    clean, errors = validate_recipient([mobile, game], {"mobile": " 13800138000 ", "game_id": "abcd"})
+    assert errors == [] and clean == {"mobile": "13800138000", "game_id": "abcd"}
+    _, errors = validate_recipient([mobile, game], {"mobile": "12345", "game_id": "ab", "x": "1"})
+    assert [e.field for e in errors] == ["recipient.x", "recipient.mobile", "recipient.game_id"]
+    assert errors[2].message == "游戏账号 must have at least 4 characters"
+    assert validate_recipient([mobile], {})[1][0].message == "手机号 is required"

@@ -5,9 +5,9 @@ import hmac
 
 import pytest
 
+from services.gateway.domain import over_limit
 from services.gateway.openapi import merge
 from services.gateway.public import is_public
-from services.gateway.ratelimit import over_limit
 from services.gateway.signing import canonical_string, nonce_problem, sign, signature_matches, timestamp_problem
 
 
@@ -99,7 +99,7 @@ def test_openapi_merge_keeps_public_paths_and_separates_clashing_schemas() -> No
 
 
 def test_idempotency_scope_and_fingerprint() -> None:
-    from services.gateway.idempotency import applies_to, fingerprint
+    from services.gateway.domain import applies_to, fingerprint
 
     assert applies_to("POST", "/api/v1/orders")
     assert applies_to("POST", "/api/v1/auth/register")
@@ -116,7 +116,7 @@ def test_idempotency_scope_and_fingerprint() -> None:
 def test_the_same_upload_with_another_multipart_boundary_is_the_same_body() -> None:
     import httpx
 
-    from services.gateway.idempotency import comparable_body
+    from services.gateway.domain import comparable_body
 
     def upload(content: bytes) -> tuple[str, bytes]:
         request = httpx.Request("POST", "http://x/api/v1/orders/batch", files={"file": ("o.csv", content)})

@@ -9,13 +9,12 @@ from services.order.domain import (
     Buyer,
     Status,
     can_move,
-    carrier_of,
     may_cancel,
     may_urge,
     quote,
-    validate_recipient,
 )
 from shared.contracts.catalog import RecipientField, SkuChanged, WholesaleTier
+from shared.recipients import carrier_of, validate_recipient
 
 MOBILE_FIELD = RecipientField(name="mobile", label="手机号", pattern=r"1[3-9]\d{9}")
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -145,6 +145,7 @@ def test_partner_event_is_flat_and_only_for_partner_orders() -> None:
         "sku_id": "s1",
         "quantity": 2,
         "total_cents": 1234,
+        "site": None,
     }
     assert set(PartnerOrderEvent.__struct_fields__) == {
         "event_id",
@@ -156,6 +157,7 @@ def test_partner_event_is_flat_and_only_for_partner_orders() -> None:
         "sku_id",
         "quantity",
         "total_cents",
+        "site",
     }
 
 
@@ -201,7 +203,54 @@ def test_backoff_doubles_up_to_a_cap_then_dead_letter() -> None:
 
 def test_public_outbox_record_keeps_the_bytes() -> None:
     record = public_record(
-        event_id="e1", topic="partner.order-events.v1", key="o1", type_="t", value=b"{}", ts=1, seq=0
+        event_id="e1", topic="partner.p1.order-events.v1", key="o1", type_="t", value=b"{}", ts=1, seq=0
     )
     assert bytes(record["value"]) == b"{}" and record["_id"] == "e1" and record["pending"] is True
-    assert (record["topic"], record["key"], record["type"]) == ("partner.order-events.v1", "o1", "t")
+    assert (record["topic"], record["key"], record["type"]) == ("partner.p1.order-events.v1", "o1", "t")
+
+
+# -- the ticket table ---------------------------------------------------------------------------------
+
+
+def test_a_resolved_ticket_is_final_and_guards_come_from_the_table() -> None:
+    flow, status = domain.TICKET_FLOW, domain.TicketStatus
+    assert flow.final() == {status.RESOLVED}
+    assert flow.guard(status.RESOLVED) == {"status": {"$in": ["answered", "open"]}}
+    assert not flow.can_move(status.RESOLVED, status.OPEN)
+    assert domain.DELIVERY_FLOW.guard(domain.DeliveryStatus.PENDING) == {"status": {"$in": ["dead", "delivered"]}}
+    assert domain.DELIVERY_FLOW.guard(domain.DeliveryStatus.CANCELLED) == {"status": {"$in": ["pending"]}}
+
+
+def test_a_message_moves_the_ticket_to_whoever_must_answer_next() -> None:
+    due = domain.due_at(NOW, 30)
+    ticket = {"user_id": "u1", "status": "open", "due_at": due}
+    staff = domain.message_effect(ticket, caller_id="s1", caller_is_staff=True, now=NOW, sla_minutes=30)
+    assert (staff.author, staff.status, staff.history) == ("staff", "answered", True)
+    assert staff.fields == {"due_at": None, "answered_at": NOW}
+    # The buyer writing again keeps the earliest unanswered time; no new history entry.
+    again = domain.message_effect(ticket, caller_id="u1", caller_is_staff=False, now=NOW, sla_minutes=30)
+    assert (again.author, again.status, again.history, again.fields["due_at"]) == ("buyer", "open", False, due)
+    # A staff member who owns the ticket writes as its buyer.
+    own = domain.message_effect(ticket, caller_id="u1", caller_is_staff=True, now=NOW, sla_minutes=30)
+    assert own.author == "buyer"
+    with pytest.raises(RuleViolation) as err:
+        domain.message_effect(
+            {**ticket, "status": "resolved"}, caller_id="u1", caller_is_staff=False, now=NOW, sla_minutes=30
+        )
+    assert err.value.slug == "ticket-resolved"
+
+
+def test_the_staff_queue_puts_urged_then_overdue_then_soonest_due_first() -> None:
+    def ticket(name: str, due: datetime | None) -> dict[str, object]:
+        return {"_id": name, "status": "open" if due else "answered", "due_at": due, "created_at": NOW}
+
+    later = NOW + timedelta(hours=5)
+    tickets = [
+        (ticket("waiting-for-buyer", None), False),
+        (ticket("due-later", later), False),
+        (ticket("overdue", NOW - timedelta(minutes=1)), False),
+        (ticket("urged", later + timedelta(hours=1)), True),
+        (ticket("due-sooner", NOW + timedelta(hours=1)), False),
+    ]
+    ranked = sorted(tickets, key=lambda t: domain.queue_rank(t[0], t[1], NOW))
+    assert [t["_id"] for t, _ in ranked] == ["urged", "overdue", "due-sooner", "due-later", "waiting-for-buyer"]

@@ -9,7 +9,18 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from services.fulfilment.crypto import Sealed, Vault, VaultConfigError
-from services.fulfilment.domain import UnreadableFile, decode_upload, parse_batch
+from services.fulfilment.domain import (
+    CARD_KEY,
+    IMPORT_JOB,
+    ImportStatus,
+    KeyStatus,
+    LineJudge,
+    UnreadableFile,
+    decode_upload,
+    detect_encoding,
+    parse_batch,
+    stream_lines,
+)
 
 K1 = "k1:" + base64.b64encode(b"1" * 32).decode()
 K2 = "k2:" + base64.b64encode(b"2" * 32).decode()
@@ -75,3 +86,43 @@ def test_sealed_documents_for_other_content() -> None:
     assert vault.open_document(doc) == "手动发货: 账号 abc 密码 xyz"
     with pytest.raises(InvalidTag):
         vault.open_document(doc, context="another-order")
+
+
+# -- import jobs: the file read as a stream ---------------------------------------------------------
+
+STREAMED = "卡号,密码\r\nA1,P1\r\n\r\nA2 , P2\nA1,P1\na,b,c\n" + "x" * 300 + "\nlast"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030"])
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 4096])
+def test_a_streamed_file_is_judged_line_by_line_exactly_as_a_whole_one(encoding: str, size: int) -> None:
+    data = STREAMED.encode(encoding)
+    chunks = [data[i : i + size] for i in range(0, len(data), size)]
+    found = detect_encoding(chunks)
+    judge = LineJudge()
+    verdicts = [v for n, line in stream_lines(chunks, found) if (v := judge.judge(n, line)) is not None]
+    whole = parse_batch(decode_upload(data))
+    assert [(v.line, v.code) for v in verdicts if v.code] == [(k.line, k.code) for k in whole.keys]
+    assert [v.line for v in verdicts if v.reason] == [i["line"] for i in whole.invalid]
+    assert [(v.line, v.duplicate_of) for v in verdicts if v.duplicate_of] == [(5, 2)]
+    assert [d["line"] for d in whole.duplicate_lines] == [5]
+
+
+def test_a_crlf_split_between_chunks_is_one_line_end() -> None:
+    assert list(stream_lines([b"A\r", b"\nB\r", b"\r\nC"], "utf-8")) == [(1, "A"), (2, "B"), (3, ""), (4, "C")]
+
+
+def test_an_unreadable_stream_is_refused() -> None:
+    with pytest.raises(UnreadableFile):
+        detect_encoding([b"\xff\xff", b"\xff\xff"])
+
+
+def test_the_import_job_lifecycle() -> None:
+    assert IMPORT_JOB.sources(ImportStatus.RUNNING) == ["queued", "running"]  # a dead worker's job is taken over
+    assert IMPORT_JOB.final() == {ImportStatus.SUCCEEDED, ImportStatus.FAILED}
+    assert not IMPORT_JOB.can_move(ImportStatus.FAILED, ImportStatus.RUNNING)
+    assert not IMPORT_JOB.can_move(ImportStatus.QUEUED, ImportStatus.SUCCEEDED)
+    # Staged keys become sellable only by the job's success; nothing else makes a key staged.
+    assert CARD_KEY.can_move(KeyStatus.STAGED, KeyStatus.AVAILABLE)
+    assert CARD_KEY.sources(KeyStatus.STAGED) == []
+    assert "staged" not in CARD_KEY.sources(KeyStatus.SOLD)

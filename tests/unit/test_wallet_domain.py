@@ -1,4 +1,5 @@
-"""Pure wallet rules: coupon eligibility and discounts, points, provider signatures, the report."""
+"""Pure wallet rules: the double-entry builder, lifecycles, coupon eligibility and discounts, points,
+provider signatures, the report."""
 
 from __future__ import annotations
 
@@ -120,3 +121,81 @@ def test_spending_report_by_month_and_category() -> None:
 )
 def test_months_back(months: int, start: datetime) -> None:
     assert domain.months_back(NOW, months) == start
+
+
+# -- the double-entry builder -----------------------------------------------------------------------
+
+
+AT = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def test_postings_sum_to_zero_and_carry_one_key_per_side() -> None:
+    entries = domain.postings(
+        "payment",
+        "o1",
+        debit=domain.Side(name="user", account="u1", fields={"balance_after_cents": 300}),
+        credit=domain.Side(name="platform", account=domain.PLATFORM_REVENUE),
+        amount_cents=700,
+        at=AT,
+    )
+    by_key = {e["key"]: e for e in entries}
+    assert set(by_key) == {"payment:o1:user", "payment:o1:platform"}
+    assert (by_key["payment:o1:user"]["account"], by_key["payment:o1:user"]["amount_cents"]) == ("u1", -700)
+    assert by_key["payment:o1:user"]["balance_after_cents"] == 300
+    assert by_key["payment:o1:platform"]["amount_cents"] == 700
+    assert sum(e["amount_cents"] for e in entries) == 0
+    assert len({e["txn"] for e in entries}) == 1 and len({e["_id"] for e in entries}) == 2
+    assert {(e["kind"], e["ref"], e["at"]) for e in entries} == {("payment", "o1", AT)}
+
+
+def test_topup_postings_issue_points_in_a_third_entry_that_balances_them() -> None:
+    entries = domain.topup_postings("t1", "u1", "alipay", 2550, 50, at=AT, user_fields={"channel": "alipay"})
+    by_key = {e["key"]: e for e in entries}
+    assert set(by_key) == {"topup:t1:user", "topup:t1:cash", "topup:t1:points"}
+    assert by_key["topup:t1:cash"]["account"] == "platform:cash:alipay"
+    assert (by_key["topup:t1:user"]["amount_cents"], by_key["topup:t1:user"]["points"]) == (2550, 50)
+    assert (by_key["topup:t1:points"]["amount_cents"], by_key["topup:t1:points"]["points"]) == (0, -50)
+    assert sum(e["amount_cents"] for e in entries) == 0 and sum(e.get("points", 0) for e in entries) == 0
+    # No points earned (under one yuan): no points entry, still balanced.
+    small = domain.topup_postings("t2", "u1", "bank", 99, 0, at=AT, user_fields={})
+    assert sorted(e["key"] for e in small) == ["topup:t2:cash", "topup:t2:user"]
+    assert sum(e["amount_cents"] for e in small) == 0
+
+
+def test_refund_postings_give_back_from_the_refunds_account() -> None:
+    entries = domain.refund_postings("o1", "u1", 400, at=AT, user_fields={"description": "late"})
+    assert {(e["key"], e["account"], e["amount_cents"]) for e in entries} == {
+        ("refund:o1:user", "u1", 400),
+        ("refund:o1:platform", domain.PLATFORM_REFUNDS, -400),
+    }
+
+
+def test_postings_refuse_negative_amounts_and_ambiguous_sides() -> None:
+    user, revenue = domain.Side(name="user", account="u1"), domain.Side(name="platform", account="r")
+    with pytest.raises(ValueError, match="non-negative"):
+        domain.postings("payment", "o1", debit=user, credit=revenue, amount_cents=-1, at=AT)
+    with pytest.raises(ValueError, match="distinct"):
+        domain.postings("payment", "o1", debit=user, credit=user, amount_cents=1, at=AT)
+    with pytest.raises(ValueError, match="issues them"):
+        domain.postings("topup", "t1", debit=revenue, credit=user, amount_cents=1, at=AT, points=5)
+
+
+def test_a_topup_moves_from_pending_only_once() -> None:
+    succeeded, failed = domain.TopupStatus.SUCCEEDED, domain.TopupStatus.FAILED
+    assert domain.TOPUP.guard(succeeded) == {"status": {"$in": ["pending"]}}
+    assert domain.TOPUP.guard(failed) == {"status": {"$in": ["pending"]}}
+    assert domain.TOPUP.final() == {succeeded, failed}
+    assert not domain.TOPUP.can_move(failed, succeeded)
+    # Released when the order ends unpaid (held) or is refunded (consumed).
+    assert domain.HOLD.guard(domain.HoldStatus.RELEASED) == {"status": {"$in": ["consumed", "held"]}}
+    assert domain.HOLD.final() == {domain.HoldStatus.RELEASED, domain.HoldStatus.REJECTED}
+
+
+def test_topup_requests_and_provider_answers_are_checked() -> None:
+    errors = domain.topup_request_errors(50, "paypal", "", min_cents=100, max_cents=1000)
+    assert {e["field"] for e in errors} == {"amount_cents", "channel", "Idempotency-Key"}
+    assert domain.topup_request_errors(100, "bank", None, min_cents=100, max_cents=1000) == []
+    topup = {"provider_trade_no": "P1", "amount_cents": 1000}
+    assert domain.provider_mismatch(topup, {"provider_trade_no": "P1", "amount_cents": 1000}) is None
+    assert domain.provider_mismatch(topup, {"provider_trade_no": "P2", "amount_cents": 1000}) == "trade-mismatch"
+    assert domain.provider_mismatch(topup, {"provider_trade_no": "P1", "amount_cents": True}) == "amount-mismatch"

@@ -1,0 +1,145 @@
+"""Everything the gateway keeps, all in Redis and all short-lived: Idempotency-Key records and the
+rate-limit counters' script. (The edge's per-request checks run in one pipeline: `edge.py`.)
+
+Idempotency records, per caller (user id, or client address when anonymous), kept for
+`IDEMPOTENCY_TTL_SECONDS`: first a *pending* marker with the request's fingerprint (SET NX, so of
+two concurrent requests one goes through), then the response. This is the edge's fast answer to
+retries; a service that moves money or stock still makes the effect itself idempotent
+(`shared/idempotency.py`), since Redis may lose data.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from services.gateway.domain import Claim, ClaimRequest, Command, Stored, keep_response
+from shared.errors import Problem
+from shared.idempotency import MAX_KEY_LENGTH, key_reused
+
+# Fixed-window counter: a window starts with its first request and lasts `window` ms; the key's
+# remaining life is the Retry-After when the limit is hit. One key per call, so it also runs on
+# Redis Cluster; the edge sends all of a request's counters in one pipeline.
+HIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {n, ttl}
+"""
+
+
+HIT_SHA = hashlib.sha1(HIT.encode()).hexdigest()  # noqa: S324 (Redis names scripts by their SHA-1)
+
+
+def hit(key: str, window_ms: int) -> Command:
+    """The rate-limit counter of `key` as a pipeline command (EVALSHA of HIT)."""
+    return ("EVALSHA", HIT_SHA, 1, key, window_ms)
+
+
+async def run_pipeline(redis: Redis, commands: Sequence[Command]) -> list[Any]:
+    """`commands` in one round trip; their results in order (the first error raised).
+
+    Scripts go by their sha: redis-py's own script objects make a pipeline ask `SCRIPT EXISTS`
+    first, a second round trip on every request (Decision 24). When Redis does not know HIT
+    (it restarted, or this is its first use), it is loaded and only the refused commands run
+    again: the others (a nonce's SET NX) must not run twice."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+    refused = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+    if refused:
+        await redis.script_load(HIT)
+        async with redis.pipeline(transaction=False) as pipe:
+            for i in refused:
+                pipe.execute_command(*commands[i])
+            for i, result in zip(refused, await pipe.execute(raise_on_error=False), strict=True):
+                results[i] = result
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
+def _valid(key: str) -> bool:
+    return 1 <= len(key) <= MAX_KEY_LENGTH and key.isprintable()
+
+
+def _in_progress(detail: str) -> Problem:
+    return Problem(409, "idempotency-in-progress", "Request in progress", detail, headers={"Retry-After": "1"})
+
+
+class IdempotencyStore:
+    def __init__(self, redis: Redis, *, secret: str, ttl_seconds: int, pending_seconds: int) -> None:
+        self.redis = redis
+        self.secret = hashlib.sha256(b"kameng-idempotency\n" + secret.encode()).digest()
+        self.ttl = ttl_seconds
+        self.pending = pending_seconds
+
+    def _redis_key(self, owner: str, key: str) -> str:
+        return f"idem:{owner}:{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+    def _pending_record(self, fp: str) -> str:
+        return json.dumps({"fp": fp})
+
+    def _take(self, owner: str, key: str, fp: str) -> Command:
+        return ("SET", self._redis_key(owner, key), self._pending_record(fp), "NX", "EX", self.pending)
+
+    def claim_request(self, key: str, fp: str) -> ClaimRequest | None:
+        """The claim of `key` for the edge to take in its own round trip (then `begin(...,
+        claimed=True)`); None for a key `begin` will refuse anyway."""
+        if not _valid(key):
+            return None
+        return ClaimRequest(
+            take=lambda owner: self._take(owner, key, fp), redis_key=lambda owner: self._redis_key(owner, key)
+        )
+
+    async def begin(self, owner: str, key: str, fp: str, *, claimed: bool = False) -> Claim | Stored:
+        """A Claim to go ahead, or the Stored response of the first request with this key.
+        `claimed`: the edge has already taken the claim (`claim_request`)."""
+        if not _valid(key):
+            raise Problem(
+                422,
+                "validation-error",
+                "Invalid request",
+                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
+                errors=[{"field": "Idempotency-Key", "message": f"1 to {MAX_KEY_LENGTH} printable characters"}],
+            )
+        redis_key = self._redis_key(owner, key)
+        if claimed:
+            return Claim(redis_key, fp)
+        for _ in range(3):
+            if await self.redis.set(redis_key, self._pending_record(fp), nx=True, ex=self.pending):
+                return Claim(redis_key, fp)
+            raw = await self.redis.get(redis_key)
+            if raw is None:
+                continue  # expired between the two commands
+            record: dict[str, Any] = json.loads(raw)
+            if record["fp"] != fp:
+                raise key_reused()
+            if "status" not in record:
+                raise _in_progress("the first request with this Idempotency-Key has not finished yet")
+            return Stored(record["status"], record.get("content_type"), base64.b64decode(record["body"]))
+        raise _in_progress("retry shortly")
+
+    async def finish(self, claim: Claim, status: int, content_type: str | None, body: bytes) -> None:
+        if not keep_response(status, body):
+            await self.abandon(claim)
+            return
+        record = {
+            "fp": claim.fingerprint,
+            "status": status,
+            "content_type": content_type,
+            "body": base64.b64encode(body).decode(),
+        }
+        await self.redis.set(claim.redis_key, json.dumps(record), ex=self.ttl)
+
+    async def abandon(self, claim: Claim) -> None:
+        await self.redis.delete(claim.redis_key)

@@ -1,0 +1,1 @@
+"""The web storefront (and the staff console): server-rendered pages over the public API v1."""
