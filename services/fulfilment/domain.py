@@ -38,7 +38,6 @@ DELIVERY: Transitions[DeliveryStatus] = Transitions(
 
 
 class KeyStatus(StrEnum):
-    STAGED = "staged"
     AVAILABLE = "available"
     SOLD = "sold"
     DISABLED = "disabled"
@@ -46,9 +45,8 @@ class KeyStatus(StrEnum):
 
 CARD_KEY: Transitions[KeyStatus] = Transitions(
     {
-        # an import job's key: stored (and counted against duplicates) but not sellable until the
-        # whole job succeeds; a failed job deletes its staged keys
-        KeyStatus.STAGED: {KeyStatus.AVAILABLE},
+        # an import job's keys are written `available` but are not for sale while their job is
+        # unsettled (queued or running: `UNSETTLED_JOBS`); a failed job deletes them
         KeyStatus.AVAILABLE: {KeyStatus.SOLD, KeyStatus.DISABLED},
         # only inside the claiming transaction: a short claim puts back what it took
         KeyStatus.SOLD: {KeyStatus.AVAILABLE},
@@ -91,6 +89,8 @@ IMPORT_JOB: Transitions[ImportStatus] = Transitions(
         ImportStatus.FAILED: set(),
     }
 )
+# A job in these states holds its batch's keys back from sale: its success releases them at once.
+UNSETTLED_JOBS: list[str] = [ImportStatus.QUEUED.value, ImportStatus.RUNNING.value]
 
 MAX_REPORTED_LINES = 1000
 """A job reports its first 1,000 invalid lines (and counts them all)."""

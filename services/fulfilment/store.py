@@ -39,6 +39,7 @@ from services.fulfilment.domain import (
     DELIVERY,
     IMPORT_JOB,
     MANUAL_TASK,
+    UNSETTLED_JOBS,
     DeliveryStatus,
     ImportStatus,
     KeyStatus,
@@ -72,6 +73,7 @@ INDEXES: list[Index] = [
     Index(IMPORTS, [("sku_id", 1), ("at", 1)]),
     Index(IMPORTS, [("supply_pending", 1)], {"sparse": True}),
     Index(IMPORT_JOBS, [("status", 1), ("lease_until", 1)]),
+    Index(IMPORT_JOBS, [("sku_id", 1), ("status", 1)]),
     Index(UPLOADS, [("upload_id", 1), ("n", 1)]),
     Index(DELIVERIES, [("mode", 1), ("status", 1), ("next_attempt_at", 1)]),
     Index(DELIVERIES, [("mode", 1), ("status", 1), ("poll_at", 1)]),
@@ -111,11 +113,37 @@ def _usable(now: datetime) -> dict[str, Any]:
     return {"$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}
 
 
+async def unsettled_batches(db: Db, sku_id: str, session: Session = None) -> list[str]:
+    """The batches of the SKU's import jobs still queued or running. A job writes its keys
+    `available` once, chunk by chunk; they are not for sale until the job succeeds, all at once:
+    the job's status is the switch, not a second write of every key (Decision 29)."""
+    return [
+        str(d["batch_id"])
+        async for d in db[IMPORT_JOBS].find(
+            {"sku_id": sku_id, "status": {"$in": UNSETTLED_JOBS}}, {"batch_id": 1}, session=session
+        )
+    ]
+
+
+async def in_vault(db: Db, sku_id: str, session: Session = None) -> dict[str, Any]:
+    """The filter of the SKU's keys that exist for everyone but their import job: every key but
+    those of an unsettled batch (the common case, no job under way, is the plain SKU filter)."""
+    query: dict[str, Any] = {"sku_id": sku_id}
+    pending = await unsettled_batches(db, sku_id, session)
+    if pending:
+        query["batch_id"] = {"$nin": pending}
+    return query
+
+
+async def sellable(db: Db, sku_id: str, now: datetime, session: Session = None) -> dict[str, Any]:
+    """The filter of the keys that can be sold now: available (not sold, not disabled), not
+    expired, and not in the batch of an import job still under way."""
+    return {**await in_vault(db, sku_id, session), "status": "available", **_usable(now)}
+
+
 async def count_available(db: Db, sku_id: str, now: datetime, session: Session = None) -> int:
-    """Keys that can still be sold: available (not sold, not disabled) and not expired."""
-    return int(
-        await db[CARD_KEYS].count_documents({"sku_id": sku_id, "status": "available", **_usable(now)}, session=session)
-    )
+    """Keys that can still be sold (`sellable`)."""
+    return int(await db[CARD_KEYS].count_documents(await sellable(db, sku_id, now, session), session=session))
 
 
 # -- the SKU projection -------------------------------------------------------------------------
@@ -300,7 +328,7 @@ async def claim_keys(
         candidates = [
             d["_id"]
             async for d in db[CARD_KEYS]
-            .find({"sku_id": sku_id, "status": "available", **_usable(now)}, {"_id": 1}, session=session)
+            .find(await sellable(db, sku_id, now, session), {"_id": 1}, session=session)
             .sort([("expires_at", 1), ("_id", 1)])
             .limit(wanted)
         ]
@@ -361,14 +389,16 @@ async def mark_disputed(tx: Tx, claim_ids: list[str], ticket_id: str) -> None:
 async def disable_key(tx: Tx, sku_id: str, key_id: str, now: datetime) -> str | None:
     """available -> disabled. Returns the key's status before (None: no such key of this SKU)."""
     before = await tx.db[CARD_KEYS].find_one_and_update(
-        {"_id": key_id, "sku_id": sku_id, **CARD_KEY.guard(KeyStatus.DISABLED)},
+        {**await in_vault(tx.db, sku_id, tx.session), "_id": key_id, **CARD_KEY.guard(KeyStatus.DISABLED)},
         {"$set": {"status": "disabled", "disabled_at": now}},
         projection={"status": 1},
         session=tx.session,
     )
     if before is not None:
         return "available"
-    doc = await tx.db[CARD_KEYS].find_one({"_id": key_id, "sku_id": sku_id}, {"status": 1}, session=tx.session)
+    doc = await tx.db[CARD_KEYS].find_one(
+        {**await in_vault(tx.db, sku_id, tx.session), "_id": key_id}, {"status": 1}, session=tx.session
+    )
     return None if doc is None else str(doc["status"])
 
 
@@ -381,10 +411,11 @@ async def disable_codes(
     out of supply once: the op id is per key."""
     fps = [vault.fingerprint(code.strip()) for code in codes]
     before: dict[str, dict[str, Any]] = {}
+    scope = await in_vault(tx.db, sku_id, tx.session)  # a running job's keys are not found yet
     for start in range(0, len(fps), _LOOKUP_CHUNK):
         chunk = fps[start : start + _LOOKUP_CHUNK]
         async for d in tx.db[CARD_KEYS].find(
-            {"sku_id": sku_id, "fp": {"$in": chunk}}, {"fp": 1, "status": 1}, session=tx.session
+            {**scope, "fp": {"$in": chunk}}, {"fp": 1, "status": 1}, session=tx.session
         ):
             before[d["fp"]] = d
     targets = [d["_id"] for d in before.values() if d["status"] == "available"]
@@ -425,7 +456,7 @@ async def vault_counts(db: Db, sku_id: str, now: datetime) -> dict[str, int]:
     counts = {"available": 0, "sold": 0, "disabled": 0, "expired": 0}
     async for row in db[CARD_KEYS].aggregate(
         [
-            {"$match": {"sku_id": sku_id}},
+            {"$match": await in_vault(db, sku_id)},
             {"$group": {"_id": "$status", "n": {"$sum": 1}}},
         ]
     ):
@@ -477,7 +508,7 @@ async def vault_skus(db: Db) -> list[str]:
 
 
 async def list_keys(db: Db, sku_id: str, status: str | None, skip: int, limit: int) -> tuple[list[dict[str, Any]], int]:
-    query: dict[str, Any] = {"sku_id": sku_id}
+    query = await in_vault(db, sku_id)
     if status:
         query["status"] = status
     total = await db[CARD_KEYS].count_documents(query)
@@ -501,7 +532,8 @@ def sealed_keys(
     now: datetime,
     expires_at: datetime | None,
 ) -> list[dict[str, Any]]:
-    """Documents of a job's keys, `staged`: stored, unique, not sellable. Their ids come from the
+    """Documents of a job's keys: `available`, but held back from sale while their job is unsettled
+    (`sellable`), and holding their unique fingerprint from the start. Their ids come from the
     batch and the line, so a chunk written twice could not hold a key twice (it is written in one
     transaction with the job's progress anyway)."""
     docs = []
@@ -515,7 +547,7 @@ def sealed_keys(
                 "kid": sealed.key_id,
                 "nonce": Binary(sealed.nonce),
                 "ct": Binary(sealed.ciphertext),
-                "status": KeyStatus.STAGED.value,
+                "status": KeyStatus.AVAILABLE.value,
                 "batch_id": batch_id,
                 "line": line,
                 "imported_at": now,
@@ -534,7 +566,7 @@ def _fp_duplicates(exc: BulkWriteError, docs: list[dict[str, Any]]) -> set[str]:
 
 
 class ImportJobStore:
-    """The jobs of large imports, their uploaded files and their staged keys."""
+    """The jobs of large imports, their uploaded files and their batches' keys."""
 
     def __init__(self, db: Db) -> None:
         self.db = db
@@ -592,7 +624,7 @@ class ImportJobStore:
         progress: dict[str, Any],
         repeats: int = 0,
     ) -> tuple[int, int]:
-        """Insert a chunk of staged keys and advance the job's progress in one transaction, so a
+        """Insert a chunk of the job's keys and advance the job's progress in one transaction, so a
         restart resumes after the last committed chunk: no key twice, none lost. Keys already in
         the vault are refused by the unique fingerprint and counted as duplicates, with the
         chunk's `repeats` (lines repeating an earlier line of the file). Returns (accepted, duplicates)."""
@@ -624,18 +656,12 @@ class ImportJobStore:
             return len(fresh), len(docs) - len(fresh)
         raise ImportConflict("the vault kept changing under this import; try again")
 
-    async def release_staged(self, batch_id: str) -> None:
-        """A failed job's keys: gone (they were never sellable)."""
-        await self.db[CARD_KEYS].delete_many({"batch_id": batch_id, "status": KeyStatus.STAGED.value})
-
-    async def make_available(self, batch_id: str) -> None:
-        """staged -> available for the whole batch, in one command. Repeating it (a restart
-        between this and the job's end) changes nothing more."""
-        if not CARD_KEY.can_move(KeyStatus.STAGED, KeyStatus.AVAILABLE):
-            raise ValueError("staged keys cannot become available")
-        await self.db[CARD_KEYS].update_many(
-            {"batch_id": batch_id, "status": KeyStatus.STAGED.value}, {"$set": {"status": KeyStatus.AVAILABLE.value}}
-        )
+    async def release_batch(self, batch_id: str) -> None:
+        """An unsettled job's keys: gone (they were never sellable, nor found by a disable). The
+        keys of a job that succeeded are never touched here."""
+        if await self.db[IMPORT_JOBS].find_one({"batch_id": batch_id, "status": {"$in": UNSETTLED_JOBS}}) is None:
+            return
+        await self.db[CARD_KEYS].delete_many({"batch_id": batch_id})
 
     async def finish(
         self, tx: Tx, job: dict[str, Any], owner: str, target: ImportStatus, fields: dict[str, Any]
@@ -764,7 +790,7 @@ class FulfilmentStore:
     async def reusable_key(self, tx: Tx, sku_id: str, now: datetime) -> str | None:
         """The key a reusable SKU hands every buyer: its newest available, unexpired key."""
         doc = await tx.db[CARD_KEYS].find_one(
-            {"sku_id": sku_id, "status": "available", **_usable(now)},
+            await sellable(tx.db, sku_id, now, tx.session),
             {"_id": 1},
             sort=[("imported_at", -1), ("_id", -1)],
             session=tx.session,

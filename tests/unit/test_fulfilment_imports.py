@@ -15,7 +15,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.fulfilment.crypto import Vault
 from services.fulfilment.deps import FulfilmentDeps
-from services.fulfilment.domain import CARD_KEY, IMPORT_JOB, ImportStatus, KeyStatus
+from services.fulfilment.domain import CARD_KEY, IMPORT_JOB, UNSETTLED_JOBS, ImportStatus, KeyStatus
 from services.fulfilment.settings import FulfilmentSettings
 from services.fulfilment.store import LeaseLost, import_op
 from services.fulfilment.usecases import imports
@@ -111,14 +111,21 @@ class FakeJobs:
         self.staged_chunks += 1
         return len(fresh), len(docs) - len(fresh)
 
-    async def release_staged(self, batch_id: str) -> None:
-        for key_id in [k for k, d in self.keys.items() if d["batch_id"] == batch_id and d["status"] == "staged"]:
-            del self.keys[key_id]
+    def _unsettled(self, batch_id: str) -> bool:
+        return any(j["batch_id"] == batch_id and j["status"] in UNSETTLED_JOBS for j in self.jobs.values())
 
-    async def make_available(self, batch_id: str) -> None:
-        for d in self.keys.values():
-            if d["batch_id"] == batch_id and d["status"] == "staged":
-                d["status"] = "available"
+    def sellable(self, sku_id: str) -> int:
+        """The real store's `sellable`: available keys outside the batches of unsettled jobs."""
+        return sum(
+            1
+            for d in self.keys.values()
+            if d["sku_id"] == sku_id and d["status"] == "available" and not self._unsettled(d["batch_id"])
+        )
+
+    async def release_batch(self, batch_id: str) -> None:
+        if self._unsettled(batch_id):
+            for key_id in [k for k, d in self.keys.items() if d["batch_id"] == batch_id]:
+                del self.keys[key_id]
 
     async def finish(
         self, tx: Tx, job: dict[str, Any], owner: str, target: ImportStatus, fields: dict[str, Any]
@@ -129,7 +136,7 @@ class FakeJobs:
 
     async def record_batch(self, tx: Tx, doc: dict[str, Any]) -> int:
         self.batches_[doc["_id"]] = doc
-        return sum(1 for d in self.keys.values() if d["sku_id"] == doc["sku_id"] and d["status"] == "available")
+        return self.sellable(doc["sku_id"])
 
     async def disable_batch(self, tx: Tx, batch_id: str, by: str, now: datetime) -> tuple[dict[str, Any] | None, int]:
         batch = self.batches_.get(batch_id)
@@ -265,7 +272,9 @@ async def test_a_job_whose_worker_died_is_taken_over_and_each_key_stored_once() 
         await run_until_idle(deps, "dead")
     job = store.jobs.jobs[job_id]
     assert (job["status"], job["processed"], len(store.jobs.keys)) == ("running", 400, 400)
-    assert {d["status"] for d in store.jobs.keys.values()} == {"staged"} and inventory.supply[SKU] == 0
+    # Written once as available, yet nothing sellable while the job is unsettled.
+    assert {d["status"] for d in store.jobs.keys.values()} == {"available"}
+    assert store.jobs.sellable(SKU) == 0 and inventory.supply[SKU] == 0
     store.jobs.fail_stage_after = None
     # The dead worker's lease still holds: nobody takes the job yet.
     assert await store.jobs.claim("w2", datetime.now().astimezone(), timedelta(seconds=15)) is None

@@ -12,6 +12,7 @@ from services.fulfilment.crypto import Sealed, Vault, VaultConfigError
 from services.fulfilment.domain import (
     CARD_KEY,
     IMPORT_JOB,
+    UNSETTLED_JOBS,
     ImportStatus,
     KeyStatus,
     LineJudge,
@@ -122,7 +123,7 @@ def test_the_import_job_lifecycle() -> None:
     assert IMPORT_JOB.final() == {ImportStatus.SUCCEEDED, ImportStatus.FAILED}
     assert not IMPORT_JOB.can_move(ImportStatus.FAILED, ImportStatus.RUNNING)
     assert not IMPORT_JOB.can_move(ImportStatus.QUEUED, ImportStatus.SUCCEEDED)
-    # Staged keys become sellable only by the job's success; nothing else makes a key staged.
-    assert CARD_KEY.can_move(KeyStatus.STAGED, KeyStatus.AVAILABLE)
-    assert CARD_KEY.sources(KeyStatus.STAGED) == []
-    assert "staged" not in CARD_KEY.sources(KeyStatus.SOLD)
+    # A job's keys are held back exactly while the job can still change: its success (or failure)
+    # is the one switch; nothing moves a key back to available but a claim's own undo.
+    assert IMPORT_JOB.sources(ImportStatus.RUNNING) == UNSETTLED_JOBS
+    assert CARD_KEY.sources(KeyStatus.AVAILABLE) == ["sold"]

@@ -1,13 +1,14 @@
 """Large card-key imports as background jobs: the upload is spooled to the database in chunks and
 answered 202 at once; a supervised worker (`run_import_jobs`) validates the whole file, writes its
-keys as `staged` (not sellable) chunk by chunk with the job's progress in the same transaction,
-and only when every line is good makes the batch available in one step and adds it to supply.
+keys once, chunk by chunk with the job's progress in the same transaction (held back from sale
+while the job is unsettled), and only when every line is in closes the job as succeeded, which
+makes the whole batch sellable in one step, and adds it to supply.
 
     queued -> running -> succeeded | failed          (domain.IMPORT_JOB)
 
 A job is held under a lease the worker renews with every chunk; a worker that dies leaves the
 lease to run out and the job is taken over where its last chunk committed. A failed job deletes
-its staged keys: nothing of it was ever sellable. Also here: the batch list and disabling a batch.
+its keys: nothing of it was ever sellable. Also here: the batch list and disabling a batch.
 """
 
 from __future__ import annotations
@@ -248,18 +249,24 @@ async def _stage_all(deps: FulfilmentDeps, job: dict[str, Any], sku: dict[str, A
 
 
 async def _publish(deps: FulfilmentDeps, job: dict[str, Any], owner: str) -> None:
-    """Every line is in: the batch becomes available in one step, then the job succeeds with its
-    batch record and `fulfilment.keys-imported` in one transaction, then supply grows."""
+    """Every line is in: one transaction closes the job as succeeded, which is what makes its keys
+    sellable (they were written `available`, held back while the job was unsettled), and writes
+    the batch record and `fulfilment.keys-imported`; then supply grows. No key is written twice."""
     jobs = deps.store.jobs
     job = await jobs.get(job["_id"]) or job
     batch_id: str = job["batch_id"]
     accepted = int(job["accepted"])
-    # Many keys take a while to switch: the lease covers it, so no other worker takes the job over.
-    lease = deps.settings.import_lease_seconds + accepted / 500
-    await jobs.update(job["_id"], owner, {"lease_until": utcnow() + timedelta(seconds=lease)})
-    await jobs.make_available(batch_id)
 
     async def finish(tx: Tx) -> None:
+        # The job first: in this transaction its keys are sellable from here on, so the count
+        # below (the event's `available`) includes them.
+        await jobs.finish(
+            tx,
+            job,
+            owner,
+            ImportStatus.SUCCEEDED,
+            {"processed": job["total"], **({} if accepted else {"batch_id": None})},
+        )
         if accepted:
             available = await jobs.record_batch(
                 tx,
@@ -285,13 +292,6 @@ async def _publish(deps: FulfilmentDeps, job: dict[str, Any], owner: str) -> Non
                     invalid=0,
                 )
             )
-        await jobs.finish(
-            tx,
-            job,
-            owner,
-            ImportStatus.SUCCEEDED,
-            {"processed": job["total"], **({} if accepted else {"batch_id": None})},
-        )
 
     await deps.uow.run(finish)
     await jobs.drop_upload(job["upload_id"])
@@ -310,10 +310,10 @@ async def fail(
     invalid_count: int = 0,
     total: int | None = None,
 ) -> None:
-    """Nothing of a failed job stays: its staged keys are deleted before it is marked failed (a
-    restart in between deletes again and fails again)."""
+    """Nothing of a failed job stays: its keys are deleted before it is marked failed (a restart
+    in between deletes again and fails again)."""
     jobs = deps.store.jobs
-    await jobs.release_staged(job["batch_id"])
+    await jobs.release_batch(job["batch_id"])
 
     async def close(tx: Tx) -> None:
         await jobs.finish(
