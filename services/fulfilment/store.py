@@ -78,6 +78,8 @@ INDEXES: list[Index] = [
     Index(DELIVERIES, [("mode", 1), ("status", 1), ("next_attempt_at", 1)]),
     Index(DELIVERIES, [("mode", 1), ("status", 1), ("poll_at", 1)]),
     Index(DELIVERIES, [("request_id", 1)], {"sparse": True}),
+    # The expiry-reminder sweep for reusable keys (only their deliveries carry `key_expires_at`).
+    Index(DELIVERIES, [("key_expires_at", 1)], {"sparse": True}),
     Index(MANUAL_TASKS, [("status", 1), ("urged", -1), ("created_at", 1)]),
     Index(REVEALS, [("order_id", 1), ("at", -1)]),
 ]
@@ -787,15 +789,16 @@ class FulfilmentStore:
     ) -> ImportReport:
         return await import_keys(uow, vault, sku, batch, by=by, now=utcnow(), source=source)
 
-    async def reusable_key(self, tx: Tx, sku_id: str, now: datetime) -> str | None:
-        """The key a reusable SKU hands every buyer: its newest available, unexpired key."""
+    async def reusable_key(self, tx: Tx, sku_id: str, now: datetime) -> tuple[str, datetime | None] | None:
+        """The key a reusable SKU hands every buyer: its newest available, unexpired key, with
+        its expiry (None: it does not expire)."""
         doc = await tx.db[CARD_KEYS].find_one(
             await sellable(tx.db, sku_id, now, tx.session),
-            {"_id": 1},
+            {"_id": 1, "expires_at": 1},
             sort=[("imported_at", -1), ("_id", -1)],
             session=tx.session,
         )
-        return str(doc["_id"]) if doc else None
+        return (str(doc["_id"]), doc.get("expires_at")) if doc else None
 
     async def open_key(self, vault: Vault, key_id: str) -> tuple[str, datetime | None] | None:
         """One key's code (for a reusable key's reveal: the owner check is the delivery's)."""
@@ -976,6 +979,22 @@ class FulfilmentStore:
         async for doc in cursor:
             found.setdefault(doc["order_id"], doc["expires_at"])
         return found
+
+    async def expiring_reusable_deliveries(self, now: datetime, horizon: datetime, limit: int) -> dict[str, datetime]:
+        """order id -> the expiry of its reusable key, for deliveries of a reusable key that
+        expires between now and `horizon`, not revealed and not reminded yet. A reusable key stays
+        `available` (every buyer gets it), so it is not among the sold keys: its expiry is kept on
+        each delivery instead."""
+        cursor = (
+            self.db[DELIVERIES]
+            .find(
+                {"key_expires_at": {"$gt": now, "$lte": horizon}, "revealed_at": None, "reminded_at": None},
+                {"key_expires_at": 1},
+            )
+            .sort("key_expires_at", 1)
+            .limit(limit)
+        )
+        return {str(doc["_id"]): doc["key_expires_at"] async for doc in cursor}
 
     async def mark_reminded(self, tx: Tx, order_id: str, at: datetime) -> bool:
         """Claim the one reminder of an unrevealed delivery (False: revealed, or reminded already)."""

@@ -176,9 +176,9 @@ class FakeStore:
     async def get_sku(self, sku_id: str) -> dict[str, Any] | None:
         return self.skus.get(sku_id)
 
-    async def reusable_key(self, tx: Tx, sku_id: str, now: datetime) -> str | None:
+    async def reusable_key(self, tx: Tx, sku_id: str, now: datetime) -> tuple[str, datetime | None] | None:
         mine = [k["_id"] for k in self.keys.values() if k["sku_id"] == sku_id and k["status"] == "available"]
-        return max(mine) if mine else None
+        return (max(mine), self.keys[max(mine)]["expires_at"]) if mine else None
 
     async def open_key(self, vault: Vault, key_id: str) -> tuple[str, datetime | None] | None:
         key = self.keys.get(key_id)
@@ -198,6 +198,14 @@ class FakeStore:
             if due and not k.get("remind_checked"):
                 found.setdefault(k["order_id"], k["expires_at"])
         return found
+
+    async def expiring_reusable_deliveries(self, now: datetime, horizon: datetime, limit: int) -> dict[str, datetime]:
+        return {
+            order_id: d["key_expires_at"]
+            for order_id, d in self.deliveries.items()
+            if d.get("key_expires_at") and now < d["key_expires_at"] <= horizon
+            if d.get("revealed_at") is None and d.get("reminded_at") is None
+        }
 
     async def mark_reminded(self, tx: Tx, order_id: str, at: datetime) -> bool:
         doc = self.deliveries[order_id]
@@ -504,6 +512,24 @@ async def test_unrevealed_keys_are_reminded_once_before_they_expire_and_revealed
     assert await reminders.remind_once(w.deps) == 0  # a second sweep: nothing again
     [sent] = w.of(KeyExpiryReminder)
     assert (sent.order_id, sent.user_id, sent.expires_at) == ("o-a", "buyer-a", soon)
+
+
+async def test_buyers_of_a_reusable_key_that_expires_soon_are_reminded_once_unless_they_revealed_it() -> None:
+    w = World(key_reminder_days=3)
+    w.store.skus[SKU] = {"_id": SKU, "key_mode": "reusable"}
+    w.store.add_keys("LOOP-1")
+    soon = utcnow() + timedelta(days=2)
+    w.store.keys[next(iter(w.store.keys))]["expires_at"] = soon
+    for n in range(3):
+        await w.deliver(paid(f"o-{n}", 1, user_id=f"buyer-{n}"))
+    await reveal.reveal(w.deps, Caller(user_id="buyer-1"), "o-1", None)
+    assert await reminders.remind_once(w.deps) == 2
+    assert await reminders.remind_once(w.deps) == 0  # a second sweep: nothing again
+    assert sorted((r.order_id, r.user_id, r.expires_at) for r in w.of(KeyExpiryReminder)) == [
+        ("o-0", "buyer-0", soon),
+        ("o-2", "buyer-2", soon),
+    ]
+    assert {k["status"] for k in w.store.keys.values()} == {"available"}  # still the next buyer's key
 
 
 async def test_reveal_of_a_manual_order_opens_the_sealed_content() -> None:

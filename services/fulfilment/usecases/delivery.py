@@ -105,13 +105,15 @@ async def deliver_auto(tx: Tx, deps: FulfilmentDeps, paid: OrderPaid) -> None:
 async def deliver_reusable(tx: Tx, deps: FulfilmentDeps, paid: OrderPaid) -> None:
     """循环卡密: every buyer gets the SKU's current reusable key (the newest usable one), which
     stays available; nothing leaves supply. No usable key at all fails the delivery (refund)."""
-    key_id = await deps.store.reusable_key(tx, paid.sku_id, utcnow())
-    if key_id is None:
+    key = await deps.store.reusable_key(tx, paid.sku_id, utcnow())
+    if key is None:
         await finish(tx, deps.store, paid.order_id, succeeded=False, reason="no reusable key in the vault")
         return
-    await finish(
-        tx, deps.store, paid.order_id, succeeded=True, fields={"reusable_key_id": key_id, "sku_id": paid.sku_id}
-    )
+    key_id, expires_at = key
+    fields: dict[str, Any] = {"reusable_key_id": key_id, "sku_id": paid.sku_id}
+    if expires_at is not None:
+        fields["key_expires_at"] = expires_at  # for the expiry reminder (the key itself stays available)
+    await finish(tx, deps.store, paid.order_id, succeeded=True, fields=fields)
 
 
 async def finish(

@@ -1,7 +1,9 @@
 """待使用 and 订单到期提醒: the first time an owner reveals an order's keys is recorded (and told
 to the order service, whose order center groups unrevealed orders as `to_use`); an order whose
 keys were never revealed gets one reminder `KEY_REMINDER_DAYS` before the first of them expires
-(in-app and by email, sent by support on `fulfilment.key-expiry-reminder`).
+(in-app and by email, sent by support on `fulfilment.key-expiry-reminder`). Reusable (循环)
+keys are reminded the same way: their expiry is kept on each delivery, since the key itself stays
+available for the next buyer.
 
 The sweep reads sold keys by expiry (a partial index on sold keys) and marks each claim's keys as
 looked at in the transaction that decides about the claim, so a key is read once by the sweep,
@@ -45,7 +47,10 @@ async def remind_once(deps: FulfilmentDeps, limit: int = SWEEP_BATCH) -> int:
     now = utcnow()
     horizon = now + timedelta(days=deps.settings.key_reminder_days)
     sent = 0
-    for order_id, expires_at in (await deps.store.expiring_sold_keys(now, horizon, limit)).items():
+    due = await deps.store.expiring_sold_keys(now, horizon, limit)
+    for order_id, expires_at in (await deps.store.expiring_reusable_deliveries(now, horizon, limit)).items():
+        due.setdefault(order_id, expires_at)
+    for order_id, expires_at in due.items():
 
         async def decide(tx: Tx, order_id: str = order_id, expires_at: datetime = expires_at) -> bool:
             await deps.store.keys_looked_at(tx, order_id)
