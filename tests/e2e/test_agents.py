@@ -348,3 +348,38 @@ async def test_an_agents_sub_site_sells_earns_and_pays_out_once(flows: Flows, wa
 async def _balance_is(flows: Flows, headers: dict[str, str], *, available: int, pending: int) -> bool:
     body = await commissions(flows, headers)
     return bool(body["available_cents"] == available and body["pending_cents"] == pending)
+
+
+async def test_staff_decide_applications_in_the_console(flows: Flows) -> None:
+    """The console's decision queue (shared by agent applications and withdrawals): a rejection
+    with its reason lands in the admin API and is confirmed on the list; deciding it again shows
+    the API's refusal on the page (never a 5xx); an unknown action changes nothing."""
+    buyer = await register(flows, f"applicant-{new_id()[:10]}@example.com")
+    applied = await flows.call("POST", "/api/v1/agent/application", json={"note": "想做代理"}, headers=auth(buyer))
+    application_id = applied.json()["application_id"]
+    staff = await web_session(flows, DEV_DEFAULTS["KAMENG_ADMIN_EMAIL"], DEV_DEFAULTS["KAMENG_ADMIN_PASSWORD"])
+
+    async def status() -> str:
+        r = await flows.call("GET", "/api/v1/admin/agent-applications", params={"page_size": 200}, headers=STAFF)
+        return next(a["status"] for a in r.json()["items"] if a["application_id"] == application_id)
+
+    try:
+        listed = await staff.get("/admin/agents")
+        assert listed.status_code == 200 and application_id in listed.text
+        token = re.search(r'name="_csrf_token" value="([^"]+)"', listed.text)
+        assert token is not None
+        csrf = token.group(1)
+        unknown = await staff.post(f"/admin/agents/{application_id}/promote", data={"_csrf_token": csrf})
+        assert unknown.status_code == 200 and unknown.url.path == "/admin/agents"
+        assert await status() == "pending"
+        rejected = await staff.post(
+            f"/admin/agents/{application_id}/reject", data={"reason": "资料不全", "_csrf_token": csrf}
+        )
+        assert rejected.status_code == 200 and rejected.url.path == "/admin/agents"
+        assert "已驳回" in rejected.text or "Rejected." in rejected.text, rejected.text[:2000]
+        assert await status() == "rejected"
+        again = await staff.post(f"/admin/agents/{application_id}/approve", data={"_csrf_token": csrf})
+        assert again.status_code == 409, again.text[:500]
+        assert await status() == "rejected"
+    finally:
+        await staff.aclose()

@@ -4,6 +4,9 @@ paying twice pays once (the wallet answers the paid withdrawal again)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from litestar import Controller, get, post
 from litestar.response import Redirect, Template
 
@@ -31,42 +34,82 @@ i18n.add(
 )
 
 
+@dataclass(frozen=True)
+class DecisionQueue:
+    """A console list of requests that staff approve or reject (with a reason): agent applications
+    and withdrawals have the same page and the same decision, against different admin API paths."""
+
+    page_path: str
+    api_path: str
+    template: str
+    section: str
+    statuses: tuple[str, ...]
+    approved: str
+    rejected: str
+
+    def _page(self, visitor: Visitor, listed: Any, state: str, problem: ApiProblem | None = None) -> Template:
+        status = 200 if problem is None else (problem.status if problem.status < 500 else 502)
+        return console(
+            visitor,
+            self.template,
+            self.section,
+            status=status,
+            listed=listed,
+            state=state,
+            statuses=self.statuses,
+            problem=problem,
+        )
+
+    async def listing(self, visitor: Visitor, status: str, page: int) -> Template:
+        visitor.staff()
+        status = status if status in self.statuses else "pending"
+        params = {"status": status, "page": page_no(page), "page_size": 50}
+        listed = await visitor.api("GET", self.api_path, params=params)
+        return self._page(visitor, listed, status)
+
+    async def decide(self, visitor: Visitor, item_id: str, action: str, data: FormData) -> Template | Redirect:
+        visitor.staff()
+        if action not in ("approve", "reject"):
+            return Redirect(self.page_path, status_code=303)
+        body = {"reason": text(data, "reason", 500)} if action == "reject" else None
+        try:
+            await visitor.api("POST", f"{self.api_path}/{item_id}/{action}", json=body)
+        except ApiProblem as problem:
+            listed = await visitor.api("GET", self.api_path, params={"status": "pending"})
+            return self._page(visitor, listed, "pending", problem)
+        return await done(visitor, self.page_path, visitor.t(self.approved if action == "approve" else self.rejected))
+
+
+APPLICATIONS = DecisionQueue(
+    "/admin/agents",
+    "admin/agent-applications",
+    "agents.html",
+    "agents",
+    APPLICATION_STATUSES,
+    "console.agents.approved",
+    "console.agents.rejected",
+)
+WITHDRAWALS = DecisionQueue(
+    "/admin/withdrawals",
+    "admin/withdrawals",
+    "withdrawals.html",
+    "withdrawals",
+    WITHDRAWAL_STATUSES,
+    "console.withdrawals.paid",
+    "console.withdrawals.rejected",
+)
+
+
 class ConsoleAgents(Controller):
     path = "/admin/agents"
 
     @get("/")
     async def applications(self, visitor: Visitor, status: str = "pending", page: int = 1) -> Template:
-        visitor.staff()
-        status = status if status in APPLICATION_STATUSES else "pending"
-        listed = await visitor.api(
-            "GET", "admin/agent-applications", params={"status": status, "page": page_no(page), "page_size": 50}
-        )
-        return console(
-            visitor, "agents.html", "agents", listed=listed, state=status, statuses=APPLICATION_STATUSES, problem=None
-        )
+        return await APPLICATIONS.listing(visitor, status, page)
 
     @post("/{application_id:str}/{action:str}")
     async def decide(self, visitor: Visitor, application_id: str, action: str, data: FormData) -> Template | Redirect:
-        visitor.staff()
-        if action not in ("approve", "reject"):
-            return Redirect("/admin/agents", status_code=303)
-        body = {"reason": text(data, "reason", 500)} if action == "reject" else None
-        try:
-            await visitor.api("POST", f"admin/agent-applications/{application_id}/{action}", json=body)
-        except ApiProblem as problem:
-            listed = await visitor.api("GET", "admin/agent-applications", params={"status": "pending"})
-            return console(
-                visitor,
-                "agents.html",
-                "agents",
-                status=problem.status if problem.status < 500 else 502,
-                listed=listed,
-                state="pending",
-                statuses=APPLICATION_STATUSES,
-                problem=problem,
-            )
-        word = "console.agents.approved" if action == "approve" else "console.agents.rejected"
-        return await done(visitor, "/admin/agents", visitor.t(word))
+        return await APPLICATIONS.decide(visitor, application_id, action, data)
 
 
 class ConsoleWithdrawals(Controller):
@@ -74,40 +117,8 @@ class ConsoleWithdrawals(Controller):
 
     @get("/")
     async def withdrawals(self, visitor: Visitor, status: str = "pending", page: int = 1) -> Template:
-        visitor.staff()
-        status = status if status in WITHDRAWAL_STATUSES else "pending"
-        listed = await visitor.api(
-            "GET", "admin/withdrawals", params={"status": status, "page": page_no(page), "page_size": 50}
-        )
-        return console(
-            visitor,
-            "withdrawals.html",
-            "withdrawals",
-            listed=listed,
-            state=status,
-            statuses=WITHDRAWAL_STATUSES,
-            problem=None,
-        )
+        return await WITHDRAWALS.listing(visitor, status, page)
 
     @post("/{withdrawal_id:str}/{action:str}")
     async def decide(self, visitor: Visitor, withdrawal_id: str, action: str, data: FormData) -> Template | Redirect:
-        visitor.staff()
-        if action not in ("approve", "reject"):
-            return Redirect("/admin/withdrawals", status_code=303)
-        body = {"reason": text(data, "reason", 500)} if action == "reject" else None
-        try:
-            await visitor.api("POST", f"admin/withdrawals/{withdrawal_id}/{action}", json=body)
-        except ApiProblem as problem:
-            listed = await visitor.api("GET", "admin/withdrawals", params={"status": "pending"})
-            return console(
-                visitor,
-                "withdrawals.html",
-                "withdrawals",
-                status=problem.status if problem.status < 500 else 502,
-                listed=listed,
-                state="pending",
-                statuses=WITHDRAWAL_STATUSES,
-                problem=problem,
-            )
-        word = "console.withdrawals.paid" if action == "approve" else "console.withdrawals.rejected"
-        return await done(visitor, "/admin/withdrawals", visitor.t(word))
+        return await WITHDRAWALS.decide(visitor, withdrawal_id, action, data)
