@@ -325,12 +325,13 @@ async def claim_keys(
     if owned or quantity <= 0:
         return owned
     claimed: list[str] = []
+    query = await sellable(db, sku_id, now, session)  # one read of the unsettled jobs, not one per round
     for _ in range(3):
         wanted = quantity - len(claimed)
         candidates = [
             d["_id"]
             async for d in db[CARD_KEYS]
-            .find(await sellable(db, sku_id, now, session), {"_id": 1}, session=session)
+            .find(query, {"_id": 1}, session=session)
             .sort([("expires_at", 1), ("_id", 1)])
             .limit(wanted)
         ]
@@ -390,17 +391,16 @@ async def mark_disputed(tx: Tx, claim_ids: list[str], ticket_id: str) -> None:
 
 async def disable_key(tx: Tx, sku_id: str, key_id: str, now: datetime) -> str | None:
     """available -> disabled. Returns the key's status before (None: no such key of this SKU)."""
+    scope = await in_vault(tx.db, sku_id, tx.session)  # read once: both look-ups below use it
     before = await tx.db[CARD_KEYS].find_one_and_update(
-        {**await in_vault(tx.db, sku_id, tx.session), "_id": key_id, **CARD_KEY.guard(KeyStatus.DISABLED)},
+        {**scope, "_id": key_id, **CARD_KEY.guard(KeyStatus.DISABLED)},
         {"$set": {"status": "disabled", "disabled_at": now}},
         projection={"status": 1},
         session=tx.session,
     )
     if before is not None:
         return "available"
-    doc = await tx.db[CARD_KEYS].find_one(
-        {**await in_vault(tx.db, sku_id, tx.session), "_id": key_id}, {"status": 1}, session=tx.session
-    )
+    doc = await tx.db[CARD_KEYS].find_one({**scope, "_id": key_id}, {"status": 1}, session=tx.session)
     return None if doc is None else str(doc["status"])
 
 
