@@ -53,7 +53,18 @@ def not_found(what: str = "resource") -> Problem:
 
 
 def validation_problem(errors: list[dict[str, str]], detail: str = "the request is not valid") -> Problem:
+    """422: the request breaks a rule about its form (a rule the OpenAPI document states)."""
     return Problem(422, "validation-error", "Invalid request", detail, errors=errors)
+
+
+def unknown_reference(errors: list[dict[str, str]], detail: str = "") -> Problem:
+    """422: a well-formed request names something that does not exist (a SKU id in the body, a
+    sub-site in a header). Its own slug, apart from `validation-error`, because no document can
+    promise which ids exist: a client (or the schema fuzzer) can tell "fix the form" from "this
+    thing is gone". The `errors` list has the same shape, so a page shows it next to the field."""
+    return Problem(
+        422, "unknown-reference", "Unknown reference", detail or "; ".join(e["message"] for e in errors), errors=errors
+    )
 
 
 def problem_response(request: Request[Any, Any, Any] | None, problem: Problem) -> Response[Any]:

@@ -20,6 +20,7 @@ The problem for a reused key is one type everywhere: 422 `/problems/idempotency-
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -33,14 +34,33 @@ from shared.mongo import Index
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 200
 """The same bound at the edge (the gateway) and in every service."""
+KEY_PATTERN = rf"^[\x20-\x7e]{{1,{MAX_KEY_LENGTH}}}$"
+"""Printable ASCII (what an HTTP field value carries; a UUID or an order number fits)."""
+_KEY = re.compile(KEY_PATTERN)
 COLLECTION = "idempotency"
 INDEXES = [Index(COLLECTION, [("at", 1)], {"expireAfterSeconds": 7 * 24 * 3600, "name": "idempotency_ttl"})]
 """Keys are kept a week: far longer than any client retries, short enough to stay small."""
 
 IdempotencyHeader = Annotated[
     str | None,
-    HeaderParameter(name=HEADER, required=False, description="Send one per intended request to make retries safe"),
+    HeaderParameter(
+        name=HEADER,
+        required=False,
+        description="Send one per intended request to make retries safe",
+        schema_extra={"pattern": KEY_PATTERN, "min_length": 1, "max_length": MAX_KEY_LENGTH},
+    ),
 ]
+
+
+def valid_key(key: str) -> bool:
+    return _KEY.fullmatch(key) is not None
+
+
+def invalid_key() -> Problem:
+    return validation_problem(
+        [{"field": HEADER, "message": f"1 to {MAX_KEY_LENGTH} printable ASCII characters"}],
+        f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
+    )
 
 
 def key_reused() -> Problem:
@@ -53,14 +73,11 @@ def key_reused() -> Problem:
 
 
 def idempotency_key(raw: str | None) -> str | None:
-    """The validated header value (None when absent): 1 to 255 printable characters, else 422."""
+    """The validated header value (None when absent): `KEY_PATTERN`, else 422."""
     if raw is None:
         return None
-    if not 1 <= len(raw) <= MAX_KEY_LENGTH or not raw.isprintable():
-        raise validation_problem(
-            [{"field": HEADER, "message": f"1 to {MAX_KEY_LENGTH} printable characters"}],
-            f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters",
-        )
+    if not valid_key(raw):
+        raise invalid_key()
     return raw
 
 

@@ -25,6 +25,17 @@ Position = Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000, description=
 # or hold a `.`, which queries would misread): fuzzing sent {"\u0000": ...} as a template row's
 # recipient and got a 500 from the BSON encoder. The recipient field names a SKU defines are
 # plain words, so such a key is a 422 at the edge.
-FieldName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\x00$.][^\x00.]*$")]
-RecipientInput = dict[FieldName, str]
+FIELD_NAME_PATTERN = r"^[^\x00$.][^\x00.]*$"
+FieldName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=FIELD_NAME_PATTERN)]
+RecipientInput = Annotated[
+    dict[FieldName, str],
+    # The key rule in the document too (`propertyNames`): Litestar states a dict's values, not its keys.
+    msgspec.Meta(
+        extra_json_schema={
+            "extra": {
+                "property_names": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": FIELD_NAME_PATTERN}
+            }
+        }
+    ),
+]
 """What a buyer typed, by recipient field name (checked against the SKU's fields later)."""

@@ -17,6 +17,8 @@ from typing import Any, get_args, get_origin
 import msgspec
 from litestar import Litestar, Request
 from litestar.exceptions import ValidationException
+from litestar.openapi.spec import Schema
+from litestar.openapi.spec.enums import OpenAPIType
 
 _PATH = re.compile(r" - at `\$(?:\.)?([^`]*)`$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -86,10 +88,35 @@ def _structs(annotation: Any, seen: set[type[msgspec.Struct]]) -> None:
         _structs(arg, seen)
 
 
+def documented(**rules: Any) -> msgspec.Meta:
+    """A field rule stated in the OpenAPI document (`pattern`, `min_length`, `max_length`, `enum`:
+    `litestar.openapi.spec.Schema` names) that msgspec does not enforce while decoding: the use case
+    checks it and answers the 422 with its own sentence next to the field (a page shows "is not a
+    mainland China mobile number", not a regex). Build the rule from the same constant the use case
+    checks, so the document and the check cannot drift."""
+    return msgspec.Meta(extra_json_schema={"extra": rules})
+
+
+def any_of_required(*fields: str) -> list[Schema]:
+    """A struct-level rule: at least one of these fields is sent, and not as null (register needs
+    an email or a phone). For a struct's `__openapi_any_of__`."""
+    return [Schema(required=[f], properties={f: Schema(schema_not=Schema(type=OpenAPIType.NULL))}) for f in fields]
+
+
+def document_bounds(app: Litestar, struct: str, field: str, *, minimum: int, maximum: int) -> None:
+    """State a deployment's bounds of an integer field in its OpenAPI document: they come from
+    settings, so the struct cannot carry them."""
+    for name, schema in (app.openapi_schema.components.schemas or {}).items():
+        if name.rsplit("_", 1)[-1] == struct and isinstance(schema, Schema) and schema.properties:
+            prop = schema.properties.get(field)
+            if isinstance(prop, Schema):
+                prop.minimum, prop.maximum = minimum, maximum
+
+
 def document_unknown_fields(app: Litestar) -> None:
     """Mark the request schemas of structs that refuse unknown fields with
     `additionalProperties: false` in the app's OpenAPI document (schemathesis sent extra fields
-    as schema-valid and got 422)."""
+    as schema-valid and got 422), and state struct-level `__openapi_any_of__` rules as `anyOf`."""
     seen: set[type[msgspec.Struct]] = set()
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
@@ -97,9 +124,14 @@ def document_unknown_fields(app: Litestar) -> None:
             if param is not None:
                 _structs(param.annotation, seen)
     strict = {cls.__name__ for cls in seen if cls.__struct_config__.forbid_unknown_fields}
-    if not strict:
+    # A rule across fields (`__openapi_any_of__`: a list of Schemas, one of which the body fits).
+    any_of = {cls.__name__: rule for cls in seen if (rule := getattr(cls, "__openapi_any_of__", None))}
+    if not strict and not any_of:
         return
     components = app.openapi_schema.components
     for name, schema in (components.schemas or {}).items():
-        if name.rsplit("_", 1)[-1] in strict and hasattr(schema, "additional_properties"):
+        short = name.rsplit("_", 1)[-1]
+        if short in strict and hasattr(schema, "additional_properties"):
             schema.additional_properties = False
+        if short in any_of and isinstance(schema, Schema):
+            schema.any_of = list(any_of[short])

@@ -12,6 +12,7 @@ from shared.contracts.catalog import DeliveryMode
 from shared.errors import validation_problem
 from shared.limits import Quantity
 from shared.money import Cents
+from shared.strict_bodies import documented
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Text = Annotated[str, msgspec.Meta(max_length=5000)]
@@ -88,7 +89,11 @@ class ShortcutIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class ShortcutsIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    shortcuts: Annotated[list[ShortcutIn], msgspec.Meta(max_length=12, description="at most 12, in order")]
+    shortcuts: Annotated[
+        list[ShortcutIn],
+        msgspec.Meta(max_length=12, description="at most 12, in order"),
+        documented(unique_items=True),  # "pinned twice" is the use case's word for it
+    ]
 
 
 # -- responses ------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from services.catalog.schemas import (
 )
 from services.catalog.store import Doc
 from shared.contracts.envelope import new_id
-from shared.errors import Problem, not_found, validation_problem
+from shared.errors import Problem, not_found, unknown_reference, validation_problem
 from shared.messaging.outbox import Tx
 from shared.paging import Page, Paging
 
@@ -59,14 +59,8 @@ def _now() -> datetime:
 
 
 def _no_such(what: str) -> Problem:
-    """A reference in the body to something that does not exist: the body is wrong (422)."""
-    return Problem(
-        422,
-        "validation-error",
-        "Invalid request",
-        f"no such {what}",
-        errors=[{"field": f"{what}_id", "message": f"no such {what}"}],
-    )
+    """A reference in the body to something that does not exist (422 unknown-reference)."""
+    return unknown_reference([{"field": f"{what}_id", "message": f"no such {what}"}])
 
 
 def _check_sku(sku: SkuIn) -> None:
@@ -463,7 +457,7 @@ async def set_shortcuts(deps: CatalogDeps, user_id: str, data: ShortcutsIn) -> S
     product); 422 naming each bad entry, nothing changed."""
     items = [{"kind": s.kind, "id": s.id} for s in data.shortcuts]
     resolved = await asyncio.gather(*(_resolve(deps, i) for i in items))
-    errors = []
+    errors, unknown = [], []
     seen: set[tuple[str, str]] = set()
     for n, (item, found) in enumerate(zip(items, resolved, strict=True)):
         key = (item["kind"], item["id"])
@@ -471,8 +465,10 @@ async def set_shortcuts(deps: CatalogDeps, user_id: str, data: ShortcutsIn) -> S
             errors.append({"field": f"shortcuts[{n}]", "message": "pinned twice"})
         seen.add(key)
         if found is None:
-            errors.append({"field": f"shortcuts[{n}].id", "message": f"no such {item['kind']}"})
+            unknown.append({"field": f"shortcuts[{n}].id", "message": f"no such {item['kind']}"})
     if errors:
-        raise validation_problem(errors)
+        raise validation_problem(errors + unknown)
+    if unknown:
+        raise unknown_reference(unknown)
     await deps.store.set_shortcuts(user_id, items, _now())
     return Shortcuts(shortcuts=[s for s in resolved if s is not None])

@@ -21,7 +21,7 @@ from redis.exceptions import NoScriptError
 
 from services.gateway.domain import Claim, ClaimRequest, Command, Stored, keep_response
 from shared.errors import Problem
-from shared.idempotency import MAX_KEY_LENGTH, key_reused
+from shared.idempotency import invalid_key, key_reused, valid_key
 
 # Fixed-window counter: a window starts with its first request and lasts `window` ms; the key's
 # remaining life is the Retry-After when the limit is hit. One key per call, so it also runs on
@@ -68,10 +68,6 @@ async def run_pipeline(redis: Redis, commands: Sequence[Command]) -> list[Any]:
     return results
 
 
-def _valid(key: str) -> bool:
-    return 1 <= len(key) <= MAX_KEY_LENGTH and key.isprintable()
-
-
 def _in_progress(detail: str) -> Problem:
     return Problem(409, "idempotency-in-progress", "Request in progress", detail, headers={"Retry-After": "1"})
 
@@ -95,7 +91,7 @@ class IdempotencyStore:
     def claim_request(self, key: str, fp: str) -> ClaimRequest | None:
         """The claim of `key` for the edge to take in its own round trip (then `begin(...,
         claimed=True)`); None for a key `begin` will refuse anyway."""
-        if not _valid(key):
+        if not valid_key(key):
             return None
         return ClaimRequest(
             take=lambda owner: self._take(owner, key, fp), redis_key=lambda owner: self._redis_key(owner, key)
@@ -104,14 +100,8 @@ class IdempotencyStore:
     async def begin(self, owner: str, key: str, fp: str, *, claimed: bool = False) -> Claim | Stored:
         """A Claim to go ahead, or the Stored response of the first request with this key.
         `claimed`: the edge has already taken the claim (`claim_request`)."""
-        if not _valid(key):
-            raise Problem(
-                422,
-                "validation-error",
-                "Invalid request",
-                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
-                errors=[{"field": "Idempotency-Key", "message": f"1 to {MAX_KEY_LENGTH} printable characters"}],
-            )
+        if not valid_key(key):
+            raise invalid_key()
         redis_key = self._redis_key(owner, key)
         if claimed:
             return Claim(redis_key, fp)

@@ -77,12 +77,20 @@ COMMON_PASSWORDS = frozenset(
     }
 )
 
-_EMAIL = re.compile(
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+EMAIL_PATTERN = (
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
-_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+EMAIL_MAX_LENGTH = 254
+_EMAIL = re.compile(EMAIL_PATTERN)
+# [0-9], not \d: Python's \d also matches other scripts' digits, which no SMS gateway dials.
+_MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
+MOBILE_PATTERN = r"^(?:\+86|0086)?1[3-9][0-9]{9}$"
+"""What the document states; spaces and dashes inside are tolerated too (`normalize_phone`)."""
+LOGIN_PATTERN = f"(?:{EMAIL_PATTERN})|(?:{MOBILE_PATTERN})"
 _LETTER = "\u4e00-\u9fff\u3400-\u4dbfA-Za-z"
-_REAL_NAME = re.compile(f"^[{_LETTER}][{_LETTER} ·.\\-]{{0,48}}[{_LETTER}]$")
+REAL_NAME_PATTERN = f"^[{_LETTER}][{_LETTER} ·.\\-]{{0,48}}[{_LETTER}]$"
+_REAL_NAME = re.compile(REAL_NAME_PATTERN)
 
 # GB 11643-1999: weights of the first 17 digits, and the check character for (sum mod 11).
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -123,6 +131,21 @@ def normalize_phone(raw: str) -> str | None:
     return digits if _MOBILE.match(digits) else None
 
 
+TOO_COMMON = "is too common"
+SAME_AS_LOGIN = "must not be the same as the account name"
+WEAK = frozenset({TOO_COMMON, SAME_AS_LOGIN})
+"""Refusals of a password of the stated length: a deny-list and the other fields, not its form."""
+
+
+def input_problem(errors: list[dict[str, str]]) -> Problem:
+    """The 422 for these field errors: `weak-password` when a weak password is all that is wrong
+    (its own slug: the document states a password's length, and no schema can state a deny-list),
+    else `validation-error`."""
+    if all(e["message"] in WEAK for e in errors):
+        return Problem(422, "weak-password", "Weak password", "choose a less common password", errors=errors)
+    return Problem(422, "validation-error", "Invalid request", "the request is not valid", errors=errors)
+
+
 def password_problems(password: str, *, identifiers: tuple[str, ...] = ()) -> list[str]:
     """Why a password is refused; empty when it is acceptable."""
     problems: list[str] = []
@@ -132,10 +155,10 @@ def password_problems(password: str, *, identifiers: tuple[str, ...] = ()) -> li
         problems.append(f"must be at most {PASSWORD_MAX_LENGTH} characters")
     lowered = password.lower()
     if lowered in COMMON_PASSWORDS or (len(set(password)) == 1 and password):
-        problems.append("is too common")
+        problems.append(TOO_COMMON)
     for ident in identifiers:
         if ident and lowered == ident.lower():
-            problems.append("must not be the same as the account name")
+            problems.append(SAME_AS_LOGIN)
     return problems
 
 
@@ -145,13 +168,37 @@ def id_check_char(first17: str) -> str:
     return _ID_CHECK[total % 11]
 
 
+# The shape the document states: 17 digits and a check character, a province-level region code and
+# a birth date of 19xx/20xx with a month and a day in range. What no pattern states is arithmetic:
+# whether the date exists and has passed, and the GB 11643 check character (`id_number_check`).
+ID_NUMBER_PATTERN = (
+    r"^(?:1[1-5]|2[1-3]|3[1-7]|4[1-6]|5[0-4]|6[1-5]|71|8[12])[0-9]{4}"
+    r"(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx]$"
+)
+_ID_NUMBER = re.compile(ID_NUMBER_PATTERN)
+
+
 def id_number_problem(raw: str, *, today: date) -> str | None:
     """Why an 18-character resident ID number is not valid (None when it is)."""
+    return id_number_form_problem(raw) or id_number_check(raw, today=today)
+
+
+def id_number_form_problem(raw: str) -> str | None:
+    """Why an ID number does not have the stated shape (None when it has)."""
     number = raw.strip().upper()
-    if not re.fullmatch(r"\d{17}[\dX]", number):
+    if not re.fullmatch(r"[0-9]{17}[0-9X]", number):
         return "must be 17 digits followed by a digit or X"
     if int(number[:2]) not in _PROVINCES:
         return "the region code is not valid"
+    if not _ID_NUMBER.match(number):
+        return "the birth date is not a real date"
+    return None
+
+
+def id_number_check(raw: str, *, today: date) -> str | None:
+    """Why a well-shaped ID number is still not one (None when it is): its birth date does not
+    exist or has not come, or its check character does not match (GB 11643)."""
+    number = raw.strip().upper()
     try:
         born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
@@ -240,6 +287,12 @@ def new_refresh_token() -> str:
 
 def new_contact_code() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def wrong_code(message: str) -> Problem:
+    """422 on `code`: a one-time code of the right form that is not the one sent (or has expired).
+    Its own slug, apart from `validation-error`: the request is well formed, the code is not ours."""
+    return Problem(422, "wrong-code", "Wrong code", f"code {message}", errors=[{"field": "code", "message": message}])
 
 
 def field_error(field: str, message: str, detail: str | None = None) -> Problem:

@@ -3,15 +3,36 @@ and the views of stored accounts and keys the controllers answer with."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from services.identity.domain import (
+    EMAIL_MAX_LENGTH,
+    EMAIL_PATTERN,
+    ID_NUMBER_PATTERN,
+    LOGIN_PATTERN,
+    MOBILE_PATTERN,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    REAL_NAME_PATTERN,
+)
+from shared.strict_bodies import any_of_required, documented
+
+# The rules the use cases check, stated in the document (shared.strict_bodies.documented).
+Email = Annotated[str, documented(pattern=EMAIL_PATTERN, max_length=EMAIL_MAX_LENGTH)]
+Mobile = Annotated[str, documented(pattern=MOBILE_PATTERN)]
+Login = Annotated[str, documented(pattern=LOGIN_PATTERN, max_length=EMAIL_MAX_LENGTH)]
+NewPassword = Annotated[str, documented(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)]
+KeyName = Annotated[str, documented(pattern=r"^\s*\S[\s\S]*$", max_length=64)]
+
 
 class RegisterRequest(msgspec.Struct, kw_only=True):
-    password: str
-    email: str | None = None
-    phone: str | None = None
+    password: NewPassword
+    email: Email | None = None
+    phone: Mobile | None = None
+
+    __openapi_any_of__ = any_of_required("email", "phone")
 
 
 class Registered(msgspec.Struct, kw_only=True):
@@ -29,7 +50,7 @@ class RefreshRequest(msgspec.Struct, kw_only=True):
 
 
 class PasswordResetRequest(msgspec.Struct, kw_only=True):
-    login: str
+    login: Login
 
 
 class PasswordResetAccepted(msgspec.Struct, kw_only=True):
@@ -40,9 +61,9 @@ class PasswordResetAccepted(msgspec.Struct, kw_only=True):
 
 
 class PasswordResetConfirm(msgspec.Struct, kw_only=True):
-    login: str
+    login: Login
     code: str
-    new_password: str
+    new_password: NewPassword
 
 
 class LogoutRequest(msgspec.Struct, kw_only=True):
@@ -70,8 +91,8 @@ class Me(msgspec.Struct, kw_only=True):
 
 
 class RealNameRequest(msgspec.Struct, kw_only=True):
-    name: str
-    id_number: str
+    name: Annotated[str, documented(pattern=REAL_NAME_PATTERN)]
+    id_number: Annotated[str, documented(pattern=ID_NUMBER_PATTERN)]
 
 
 class RealNameResult(msgspec.Struct, kw_only=True):
@@ -93,11 +114,11 @@ class TotpState(msgspec.Struct, kw_only=True):
 
 
 class EmailRequest(msgspec.Struct, kw_only=True):
-    email: str
+    email: Email
 
 
 class PhoneRequest(msgspec.Struct, kw_only=True):
-    phone: str
+    phone: Mobile
 
 
 class CodeSent(msgspec.Struct, kw_only=True):
@@ -106,7 +127,7 @@ class CodeSent(msgspec.Struct, kw_only=True):
 
 
 class ApiKeyRequest(msgspec.Struct, kw_only=True):
-    name: str
+    name: KeyName
 
 
 class ApiKeyCreated(msgspec.Struct, kw_only=True):

@@ -11,6 +11,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, JSONBody, Parameter
 
 from services.order.deps import OrderDeps
+from services.order.domain import GROUPS, STATUS_LIST_PATTERN
 from services.order.schemas import (
     AgentOrderView,
     BatchUpload,
@@ -40,6 +41,12 @@ from shared.idempotency import IdempotencyHeader, idempotency_key
 from shared.paging import Page, Paging
 
 SiteHeader = Annotated[str | None, Parameter(header="X-Kameng-Site", required=False)]
+# The order-center filters, stated in the document; `status_filter` checks them with its own words.
+StatusFilter = Annotated[
+    str | None,
+    Parameter(description="Statuses, comma-separated", schema_extra={"pattern": STATUS_LIST_PATTERN}),
+]
+GroupFilter = Annotated[str | None, Parameter(schema_extra={"enum": list(GROUPS)})]
 """The agent's sub-site the order is placed on (`shared.sites.SITE_HEADER`): its price, its commission."""
 
 
@@ -73,7 +80,12 @@ class OrderController(Controller):
 
     @get("/", summary="My orders (订单中心), newest first")
     async def list_orders(
-        self, deps: OrderDeps, caller: Caller, paging: Paging, status: str | None = None, group: str | None = None
+        self,
+        deps: OrderDeps,
+        caller: Caller,
+        paging: Paging,
+        status: StatusFilter = None,
+        group: GroupFilter = None,
     ) -> Page[OrderView]:
         docs, total = await orders.list_orders(deps, caller.user_id, status, group, paging)
         return paging.of([order_view(d) for d in docs], total)
@@ -160,8 +172,8 @@ class StaffOrderController(Controller):
         self,
         deps: OrderDeps,
         paging: Paging,
-        status: str | None = None,
-        group: str | None = None,
+        status: StatusFilter = None,
+        group: GroupFilter = None,
         user_id: Annotated[str | None, Parameter(max_length=64)] = None,
         sku_id: Annotated[str | None, Parameter(max_length=64)] = None,
     ) -> Page[StaffOrderView]:

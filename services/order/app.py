@@ -19,13 +19,15 @@ from services.order.usecases.upkeep import (
     rebuild_missing_holds,
 )
 from shared.service import ServiceSpec, create_service_app
+from shared.strict_bodies import document_bounds
 
 
 def create_app(settings: OrderSettings | None = None) -> Litestar:
-    return create_service_app(
+    settings = settings or OrderSettings()
+    app = create_service_app(
         ServiceSpec(
             name="order",
-            settings=settings or OrderSettings(),
+            settings=settings,
             controllers=CONTROLLERS,
             events=router,
             indexes=[*INDEXES, *SITE_INDEXES],
@@ -34,3 +36,6 @@ def create_app(settings: OrderSettings | None = None) -> Litestar:
             background=[listen_for_status, expire_unpaid, keep_held_epoch, schedule_forever],
         )
     )
+    for struct in ("OrderRequest", "SubscriptionIn"):
+        document_bounds(app, struct, "quantity", minimum=1, maximum=settings.max_quantity_per_order)
+    return app

@@ -86,6 +86,9 @@ GROUPS: Mapping[str, frozenset[Status]] = {
     "to_use": frozenset({S.DELIVERED}),
 }
 UNREVEALED_GROUP = "to_use"
+_ONE_STATUS = "|".join(sorted((s.value for s in Status), key=len, reverse=True))
+STATUS_LIST_PATTERN = rf"^\s*(?:{_ONE_STATUS})\s*(?:,\s*(?:{_ONE_STATUS})\s*)*$"
+"""The `status` filter as the document states it: statuses separated by commas."""
 KEYED_MODES = frozenset({"auto", "manual"})
 """Delivery modes that hand the buyer something to reveal (a direct top-up is used already)."""
 HOLDING_STOCK = frozenset({S.PENDING_PAYMENT, S.PAID, S.DELIVERING})
@@ -135,8 +138,8 @@ def status_filter(status: str | None, group: str | None) -> tuple[list[str] | No
     An explicit `status` list wins over a `group` (both are checked)."""
     wanted: list[str] | None = None
     if status is not None:
-        wanted = [s.strip() for s in status.split(",") if s.strip()]
-        bad = [s for s in wanted if s not in Status._value2member_map_]
+        wanted = [s.strip() for s in status.split(",")]
+        bad = [repr(s) for s in wanted if s not in Status._value2member_map_]
         if bad:
             return None, [FieldError("status", f"unknown status {', '.join(bad)}")]
     if group is not None:

@@ -8,11 +8,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar.datastructures import UploadFile
+from litestar.openapi.spec import OpenAPIType, Schema
 
-from services.order.domain import Quote, eta_at
+from services.order.domain import EVERY, Quote, eta_at
 from services.order.sheets import MAX_ROWS
 from shared.contracts.catalog import SkuChanged
 from shared.limits import AnyQuantity, Quantity, RecipientInput
+from shared.strict_bodies import documented
 
 
 class OrderRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -263,12 +265,23 @@ class SubscriptionIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sku_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     quantity: AnyQuantity = 1
     recipient: dict[str, str] = {}
-    every: str
+    every: Annotated[str, documented(enum=list(EVERY))]
     """`month` or `week`."""
     day: AnyQuantity
     """Day of the month (1..31; a short month runs on its last day) or of the week (1..7, Monday 1)."""
-    hour: AnyQuantity = 9
+    hour: Annotated[AnyQuantity, documented(minimum=0, maximum=23)] = 9
     """Hour of the day, 0..23, China Standard Time."""
+
+    # `schedule_errors`' rule across `every` and `day`, stated in the document.
+    __openapi_any_of__ = [
+        Schema(
+            properties={
+                "every": Schema(const=every),
+                "day": Schema(type=OpenAPIType.INTEGER, minimum=1, maximum=last),
+            }
+        )
+        for every, last in (("month", 31), ("week", 7))
+    ]
 
 
 class SubscriptionRun(msgspec.Struct, kw_only=True):

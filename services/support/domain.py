@@ -312,6 +312,8 @@ def encode_public(event: PartnerOrderEvent) -> bytes:
 
 
 WEBHOOK_EVENT_NAMES = frozenset({PARTNER_EVENT_TYPE, *(f"order.{s}" for s in ORDER_STATUSES)})
+WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9.-]*[A-Za-z0-9](?::[0-9]{1,5})?(?:[/?#]\S*)?$"
+"""What the document states a webhook URL looks like (`check_webhook` decides, with its reasons)."""
 
 
 def webhook_wants(events: list[str], status: str) -> bool:

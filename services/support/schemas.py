@@ -6,9 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
+from litestar.openapi.spec import OpenAPIType, Schema
 
 from services.support import domain
 from shared.limits import AnyQuantity, Position
+from shared.strict_bodies import documented
 
 DESCRIPTION_MAX = 5000
 MESSAGE_MAX = 5000
@@ -130,8 +132,11 @@ def notification_view(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 class NewWebhook(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
-    events: list[str] = msgspec.field(default_factory=lambda: ["order.status-changed"])
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2000), documented(pattern=domain.WEBHOOK_URL_PATTERN)]
+    events: Annotated[
+        list[str],
+        documented(min_items=1, items=Schema(type=OpenAPIType.STRING, enum=sorted(domain.WEBHOOK_EVENT_NAMES))),
+    ] = msgspec.field(default_factory=lambda: ["order.status-changed"])
 
 
 def webhook_view(doc: dict[str, Any]) -> dict[str, Any]:

@@ -16,13 +16,15 @@ from services.wallet.usecases.agents import release_commissions
 from services.wallet.usecases.order_payments import poll_order_payments
 from services.wallet.usecases.topups import poll_topups
 from shared.service import ServiceSpec, create_service_app
+from shared.strict_bodies import document_bounds
 
 
 def create_app(settings: WalletSettings | None = None) -> Litestar:
-    return create_service_app(
+    settings = settings or WalletSettings()
+    app = create_service_app(
         ServiceSpec(
             name="wallet",
-            settings=settings or WalletSettings(),
+            settings=settings,
             controllers=CONTROLLERS,
             events=router,
             indexes=[*INDEXES, *AGENT_INDEXES],
@@ -30,3 +32,7 @@ def create_app(settings: WalletSettings | None = None) -> Litestar:
             background=[poll_topups, poll_order_payments, release_commissions],
         )
     )
+    document_bounds(
+        app, "TopupRequest", "amount_cents", minimum=settings.topup_min_cents, maximum=settings.topup_max_cents
+    )
+    return app

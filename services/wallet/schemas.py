@@ -4,17 +4,20 @@ documents)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
+from services.wallet.domain import BANK, PROVIDER_CHANNELS
 from shared.limits import AnyQuantity
 from shared.money import SignedCents
+from shared.strict_bodies import documented
 
 
 class TopupRequest(msgspec.Struct, kw_only=True):
     amount_cents: SignedCents
-    channel: str
+    """Between the deployment's `TOPUP_MIN_CENTS` and `TOPUP_MAX_CENTS` (stated in the document by the app)."""
+    channel: Annotated[str, documented(enum=[*PROVIDER_CHANNELS, BANK])]
 
 
 class TopupView(msgspec.Struct, kw_only=True):

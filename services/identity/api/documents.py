@@ -4,19 +4,41 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import JSONBody
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import JSONBody, Parameter
 
 from services.identity.deps import IdentityDeps
-from services.identity.documents_domain import SIDES
+from services.identity.documents_domain import SIDES, STATUSES
 from services.identity.usecases import documents
 from shared.auth import STAFF, Caller
 from shared.errors import validation_problem
 from shared.paging import Page, Paging
+from shared.strict_bodies import documented
+
+ReviewStatusFilter = Annotated[str | None, Parameter(schema_extra={"enum": list(STATUSES)})]
+
+
+@dataclass
+class DocumentsUpload(Operation):
+    """The upload's body in the document: the handler reads the form itself (to answer each
+    missing or unreadable side next to its field), so Litestar cannot infer it."""
+
+    def __post_init__(self) -> None:
+        image = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, description="JPEG or PNG, at most 5 MB")
+        self.request_body = RequestBody(
+            required=True,
+            content={
+                "multipart/form-data": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.OBJECT, properties=dict.fromkeys(SIDES, image), required=list(SIDES))
+                )
+            },
+        )
 
 
 class SubmittedView(msgspec.Struct, kw_only=True):
@@ -62,7 +84,7 @@ class ReviewView(msgspec.Struct, kw_only=True):
 
 
 class RejectIn(msgspec.Struct, forbid_unknown_fields=True):
-    reason: Annotated[str, msgspec.Meta(max_length=500)]
+    reason: Annotated[str, msgspec.Meta(max_length=500), documented(pattern=r"\S")]
 
 
 def _iso(value: Any) -> str | None:
@@ -125,6 +147,7 @@ class RealNameDocumentsController(Controller):
         "/",
         status_code=202,
         summary="Upload the ID card's front, back and a selfie holding it (JPEG/PNG, ≤ 5 MB each) for review",
+        operation_class=DocumentsUpload,
     )
     async def submit(self, deps: IdentityDeps, caller: Caller, request: Request[Any, Any, Any]) -> SubmittedView:
         review = await documents.submit(deps, caller, await _read_parts(request))
@@ -145,7 +168,9 @@ class AdminRealNameReviewsController(Controller):
     guards = [STAFF]
 
     @get("/", summary="Real-name document reviews (?status=pending|approved|rejected; pending oldest first)")
-    async def list_reviews(self, deps: IdentityDeps, paging: Paging, status: str | None = None) -> Page[ReviewView]:
+    async def list_reviews(
+        self, deps: IdentityDeps, paging: Paging, status: ReviewStatusFilter = None
+    ) -> Page[ReviewView]:
         docs, total = await documents.reviews(deps, status, paging)
         return paging.of([staff_view(d) for d in await documents.with_real_names(deps, docs)], total)
 

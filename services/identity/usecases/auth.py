@@ -16,6 +16,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.identity.deps import IdentityDeps
 from services.identity.domain import (
+    input_problem,
     new_refresh_token,
     normalize_email,
     normalize_login,
@@ -27,7 +28,7 @@ from services.identity.domain import (
 from shared.auth import Caller, decode_access_token, issue_access_token
 from shared.contracts.envelope import new_id
 from shared.contracts.identity import UserRegistered
-from shared.errors import Problem, validation_problem
+from shared.errors import Problem
 from shared.messaging.outbox import Tx
 
 BAD_CREDENTIALS = "the login or the password is wrong"
@@ -60,7 +61,7 @@ async def register(
     for problem in password_problems(password, identifiers=tuple(x for x in (email_ok, phone_ok) if x)):
         errors.append({"field": "password", "message": problem})
     if errors:
-        raise validation_problem(errors)
+        raise input_problem(errors)
     try:
         return await create_user(deps, email=email_ok, phone=phone_ok, password=password, roles=["buyer"], site=site)
     except DuplicateKeyError as exc:

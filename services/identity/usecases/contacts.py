@@ -17,6 +17,7 @@ from services.identity.domain import (
     mask_phone,
     normalize_email,
     normalize_phone,
+    wrong_code,
 )
 from services.identity.usecases import codes
 from services.identity.usecases.me import account
@@ -97,7 +98,7 @@ async def confirm_code(deps: IdentityDeps, caller: Caller, channel: Channel, cod
     target = pending["target"]
     if not codes.matches(deps, pending, _subject(caller.user_id, channel, target), code):
         await deps.store.count_code_attempt(code_id)
-        raise field_error("code", "is wrong")
+        raise wrong_code("is wrong")
 
     async def write(tx: Tx) -> None:
         # The code is consumed in the same transaction that binds the contact: it works once.

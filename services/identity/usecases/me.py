@@ -13,7 +13,8 @@ from pymongo.errors import DuplicateKeyError
 from services.identity.deps import IdentityDeps
 from services.identity.domain import (
     account_owner_only,
-    id_number_problem,
+    id_number_check,
+    id_number_form_problem,
     mask_id_number,
     normalize_id_number,
     real_name_problem,
@@ -39,10 +40,20 @@ async def verify_real_name(deps: IdentityDeps, caller: Caller, *, name: str, id_
     errors = []
     if problem := real_name_problem(name):
         errors.append({"field": "name", "message": problem})
-    if problem := id_number_problem(id_number, today=now.date()):
+    if problem := id_number_form_problem(id_number):
         errors.append({"field": "id_number", "message": problem})
     if errors:
         raise validation_problem(errors)
+    if problem := id_number_check(id_number, today=now.date()):
+        # Its own slug: the number has the shape the document states, and fails the arithmetic
+        # no pattern can state (a real, past birth date; the GB 11643 check character).
+        raise Problem(
+            422,
+            "id-number-check-failed",
+            "ID number check failed",
+            f"id_number {problem}",
+            errors=[{"field": "id_number", "message": problem}],
+        )
     number = normalize_id_number(id_number)
     user_id = caller.user_id
     masked = mask_id_number(number)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pyotp
 
 from services.identity.deps import IdentityDeps
-from services.identity.domain import account_owner_only, field_error, totp_step
+from services.identity.domain import account_owner_only, field_error, totp_step, wrong_code
 from services.identity.usecases.me import account
 from shared.auth import Caller
 from shared.errors import Problem, not_found
@@ -69,5 +69,5 @@ async def disable_totp(deps: IdentityDeps, caller: Caller, code: str) -> None:
     seed = deps.box.open(totp["secret"], context=f"totp:{caller.user_id}")
     step = totp_step(seed, code, now=deps.clock().timestamp(), last_step=totp.get("last_step"))
     if step is None or not await deps.store.claim_totp_step(caller.user_id, step):
-        raise field_error("code", "is wrong or was already used")
+        raise wrong_code("is wrong or was already used")
     await deps.store.disable_totp(caller.user_id)

@@ -40,7 +40,7 @@ from shared.auth import Caller
 from shared.contracts.catalog import SkuChanged
 from shared.contracts.envelope import new_id, utcnow
 from shared.contracts.order import OrderPlaced, PaymentRequested
-from shared.errors import Problem, validation_problem
+from shared.errors import Problem, unknown_reference, validation_problem
 from shared.idempotency import key_reused
 from shared.inventory import EPOCH_HELD, EPOCH_SUPPLY, HoldResult
 from shared.messaging.outbox import Tx
@@ -87,7 +87,7 @@ async def price(
         )
     sku = await deps.skus.get(body.sku_id) or await deps.skus.wait_for(body.sku_id, deps.settings.sku_wait_seconds)
     if sku is None:
-        raise validation_problem([{"field": "sku_id", "message": "no such product"}])
+        raise unknown_reference([{"field": "sku_id", "message": "no such product"}])
     verified = False
     if sku.requires_real_name:
         verified = await deps.store.buyer_verified(caller.user_id)

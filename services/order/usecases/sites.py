@@ -16,7 +16,7 @@ from services.order.deps import OrderDeps
 from services.order.sites_store import SiteStore
 from shared import sites
 from shared.contracts.catalog import SiteChanged, SkuChanged
-from shared.errors import validation_problem
+from shared.errors import unknown_reference
 from shared.messaging.outbox import Tx
 from shared.paging import Paging
 
@@ -47,7 +47,7 @@ async def site_named(deps: OrderDeps, slug: str | None) -> Doc | None:
                 return found
             if poll < polls:
                 await asyncio.sleep(POLL_SECONDS)
-    raise validation_problem([{"field": sites.SITE_HEADER, "message": "no such sub-site"}])
+    raise unknown_reference([{"field": sites.SITE_HEADER, "message": "no such sub-site"}])
 
 
 def unit_price_on(site: Doc, sku: SkuChanged) -> int:

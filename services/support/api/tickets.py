@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.response import Stream
 
 from services.support import domain
@@ -18,6 +20,34 @@ from shared.contracts.envelope import utcnow
 from shared.errors import validation_problem
 from shared.idempotency import IdempotencyHeader, idempotency_key
 from shared.paging import Page, Paging
+
+
+@dataclass
+class NewTicketBody(Operation):
+    """The ticket's body in the document: JSON (`NewTicket`), or the same fields as a form with
+    evidence files. The handler reads either itself, so Litestar cannot infer it."""
+
+    def __post_init__(self) -> None:
+        # msgspec's JSON Schema of the struct is what OpenAPI 3.1 takes as a schema object.
+        fields = msgspec.json.schema_components([NewTicket])[1]["NewTicket"]
+        form = {
+            **{k: v for k, v in fields.items() if k != "additionalProperties"},  # other form fields are ignored
+            "properties": {
+                **fields["properties"],
+                "evidence": Schema(
+                    type=OpenAPIType.ARRAY,
+                    items=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY),
+                    description="screenshots or photos: PNG, JPEG, GIF or WebP",
+                ),
+            },
+        }
+        self.request_body = RequestBody(
+            required=True,
+            content={
+                "application/json": OpenAPIMediaType(schema=cast("Schema", fields)),
+                "multipart/form-data": OpenAPIMediaType(schema=cast("Schema", form)),
+            },
+        )
 
 
 async def _read_new_ticket(request: Request[Any, Any, Any]) -> tuple[NewTicket, list[tuple[str, bytes]]]:
@@ -47,7 +77,12 @@ async def _read_new_ticket(request: Request[Any, Any, Any]) -> tuple[NewTicket, 
 class TicketsController(Controller):
     tags = ["after-sales"]
 
-    @post("/api/v1/tickets", status_code=201, summary="Open an after-sales request on your own order")
+    @post(
+        "/api/v1/tickets",
+        status_code=201,
+        summary="Open an after-sales request on your own order",
+        operation_class=NewTicketBody,
+    )
     async def open_ticket(
         self,
         deps: SupportDeps,

@@ -3,15 +3,18 @@ the dead-letter list and replay, for the partner and for staff."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, post
+from litestar.params import Parameter
 
 from services.support.deps import SupportDeps
 from services.support.schemas import NewWebhook, delivery_view, webhook_view
 from services.support.usecases import webhooks
 from shared.auth import STAFF, Caller
 from shared.paging import Page, Paging
+
+DeliveryStatusFilter = Annotated[str, Parameter(schema_extra={"enum": list(webhooks.DELIVERY_STATUSES)})]
 
 
 class PartnerWebhooksController(Controller):
@@ -33,7 +36,12 @@ class PartnerWebhooksController(Controller):
 
     @get("/api/v1/partner/webhooks/{webhook_id:str}/deliveries", summary="Delivery log, newest first")
     async def deliveries(
-        self, deps: SupportDeps, caller: Caller, webhook_id: str, paging: Paging, status: str | None = None
+        self,
+        deps: SupportDeps,
+        caller: Caller,
+        webhook_id: str,
+        paging: Paging,
+        status: DeliveryStatusFilter | None = None,
     ) -> Page[dict[str, Any]]:
         docs, total = await webhooks.deliveries_of(
             deps, caller.user_id, webhook_id, status=status, skip=paging.skip, limit=paging.limit
@@ -51,7 +59,9 @@ class StaffWebhooksController(Controller):
     guards = [STAFF]
 
     @get("/api/v1/admin/webhook-deliveries", summary="Deliveries by status (default: the dead-letter list)")
-    async def list_deliveries(self, deps: SupportDeps, paging: Paging, status: str = "dead") -> Page[dict[str, Any]]:
+    async def list_deliveries(
+        self, deps: SupportDeps, paging: Paging, status: DeliveryStatusFilter = "dead"
+    ) -> Page[dict[str, Any]]:
         docs, total = await webhooks.deliveries_by_status(deps, status, skip=paging.skip, limit=paging.limit)
         return paging.of([delivery_view(d) for d in docs], total)
 
