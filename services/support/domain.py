@@ -379,10 +379,13 @@ def webhook_headers(*, secret: str, body: bytes, event_id: str, delivery_id: str
     }
 
 
+NO_OFFSET = "a time with its offset, e.g. 2026-11-22T05:11:32Z"
+
+
 def check_replay_since(since: datetime, now: datetime, *, max_days: int) -> list[dict[str, str]]:
     """A replay starts at most `max_days` back and not in the future."""
     if since.tzinfo is None:
-        return [{"field": "since", "message": "a time with its offset, e.g. 2026-11-22T05:11:32Z"}]
+        return [{"field": "since", "message": NO_OFFSET}]
     if since > now:
         return [{"field": "since", "message": "must not be in the future"}]
     if since < now - timedelta(days=max_days):

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar.openapi.spec import OpenAPIType, Schema
 
 from services.wallet.domain import BANK, PROVIDER_CHANNELS
 from shared.limits import AnyQuantity
@@ -57,8 +58,12 @@ class CouponChange(msgspec.Struct, kw_only=True):
 
 
 class GrantRequest(msgspec.Struct, kw_only=True):
-    user_ids: list[str]
-    quantity: AnyQuantity = 1
+    # `grant_coupon`'s bounds, stated: 1..1000 distinct non-blank ids, 1..100 each.
+    user_ids: Annotated[
+        list[str],
+        documented(min_items=1, max_items=1000, items=Schema(type=OpenAPIType.STRING, pattern=r"\S")),
+    ]
+    quantity: Annotated[AnyQuantity, documented(minimum=1, maximum=100)] = 1
 
 
 def topup_view(doc: dict[str, Any]) -> TopupView:

@@ -29,6 +29,8 @@ UNSTATABLE_REFUSALS = frozenset(
         "/problems/unknown-reference",  # the body or a header names an id that does not exist
         "/problems/idempotency-key-reused",  # the run sent this key before with another body
         "/problems/wrong-code",  # a one-time code of the right form, not the one sent
+        "/problems/weak-password",  # a password of the stated length on the deny-list
+        "/problems/outside-replay-window",  # a feed replay from further back than now - 30 days
         "/problems/id-number-check-failed",  # GB 11643 arithmetic: a real birth date, the check digit
     }
 )

@@ -103,8 +103,11 @@ async def request_replay(
     from `since`, so the same request twice is one replay. Returns (the replay, whether new)."""
     now = utcnow()
     errors = domain.check_replay_since(since, now, max_days=deps.settings.partner_replay_max_days)
-    if errors:
+    if errors and errors[0]["message"] == domain.NO_OFFSET:
         raise validation_problem(errors)
+    if errors:
+        # Its own slug: a well-formed time outside the window relative to now (no schema states it).
+        raise Problem(422, "outside-replay-window", "Outside the replay window", errors[0]["message"], errors=errors)
     if await deps.store.feed_of(partner_user_id) is None:
         raise Problem(404, "no-partner-feed", "Not Found", "the account has no partner feed yet: create an API key")
     fp = fingerprint({"since": since.isoformat()})
