@@ -14,7 +14,7 @@ from datetime import date
 import pyotp
 
 from shared.auth import LEVELS, ROLES, Caller
-from shared.errors import Problem
+from shared.errors import Problem, validation_problem
 
 PASSWORD_MIN_LENGTH = 8
 # argon2 hashes any length, but a megabyte password is a cheap way to burn our CPU.
@@ -143,7 +143,7 @@ def input_problem(errors: list[dict[str, str]]) -> Problem:
     else `validation-error`."""
     if all(e["message"] in WEAK for e in errors):
         return Problem(422, "weak-password", "Weak password", "choose a less common password", errors=errors)
-    return Problem(422, "validation-error", "Invalid request", "the request is not valid", errors=errors)
+    return validation_problem(errors)
 
 
 def password_problems(password: str, *, identifiers: tuple[str, ...] = ()) -> list[str]:

@@ -41,13 +41,13 @@ from shared.idempotency import IdempotencyHeader, idempotency_key
 from shared.paging import Page, Paging
 
 SiteHeader = Annotated[str | None, Parameter(header="X-Kameng-Site", required=False)]
+"""The agent's sub-site the order is placed on (`shared.sites.SITE_HEADER`): its price, its commission."""
 # The order-center filters, stated in the document; `status_filter` checks them with its own words.
 StatusFilter = Annotated[
     str | None,
     Parameter(description="Statuses, comma-separated", schema_extra={"pattern": STATUS_LIST_PATTERN}),
 ]
 GroupFilter = Annotated[str | None, Parameter(schema_extra={"enum": list(GROUPS)})]
-"""The agent's sub-site the order is placed on (`shared.sites.SITE_HEADER`): its price, its commission."""
 
 
 class OrderController(Controller):
