@@ -52,15 +52,16 @@ IdempotencyHeader = Annotated[
 ]
 
 
+KEY_RULE = f"1 to {MAX_KEY_LENGTH} printable ASCII characters"
+"""The field message for a key that breaks `KEY_PATTERN`."""
+
+
 def valid_key(key: str) -> bool:
     return _KEY.fullmatch(key) is not None
 
 
 def invalid_key() -> Problem:
-    return validation_problem(
-        [{"field": HEADER, "message": f"1 to {MAX_KEY_LENGTH} printable ASCII characters"}],
-        f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
-    )
+    return validation_problem([{"field": HEADER, "message": KEY_RULE}], f"{HEADER} must be {KEY_RULE}")
 
 
 def key_reused() -> Problem:

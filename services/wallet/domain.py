@@ -43,7 +43,7 @@ __all__ = [
     "coupon_problem",
     "discount_cents",
 ]
-from shared.idempotency import MAX_KEY_LENGTH
+from shared.idempotency import HEADER, KEY_RULE, valid_key
 from shared.transitions import Transitions
 
 # -- the ledger: double entry --------------------------------------------------------------------
@@ -213,8 +213,8 @@ def topup_request_errors(
         errors.append({"field": "amount_cents", "message": f"must be between {min_cents} and {max_cents}"})
     if channel not in (*PROVIDER_CHANNELS, BANK):
         errors.append({"field": "channel", "message": f"one of {', '.join((*PROVIDER_CHANNELS, BANK))}"})
-    if key is not None and not 1 <= len(key) <= MAX_KEY_LENGTH:
-        errors.append({"field": "Idempotency-Key", "message": f"1 to {MAX_KEY_LENGTH} characters"})
+    if key is not None and not valid_key(key):
+        errors.append({"field": HEADER, "message": KEY_RULE})
     return errors
 
 

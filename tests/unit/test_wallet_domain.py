@@ -195,6 +195,10 @@ def test_topup_requests_and_provider_answers_are_checked() -> None:
     errors = domain.topup_request_errors(50, "paypal", "", min_cents=100, max_cents=1000)
     assert {e["field"] for e in errors} == {"amount_cents", "channel", "Idempotency-Key"}
     assert domain.topup_request_errors(100, "bank", None, min_cents=100, max_cents=1000) == []
+    # The key rule is the shared one (printable ASCII), listed with the other fields' problems.
+    assert domain.topup_request_errors(100, "bank", "café", min_cents=100, max_cents=1000) == [
+        {"field": "Idempotency-Key", "message": "1 to 200 printable ASCII characters"}
+    ]
     topup = {"provider_trade_no": "P1", "amount_cents": 1000}
     assert domain.provider_mismatch(topup, {"provider_trade_no": "P1", "amount_cents": 1000}) is None
     assert domain.provider_mismatch(topup, {"provider_trade_no": "P2", "amount_cents": 1000}) == "trade-mismatch"
