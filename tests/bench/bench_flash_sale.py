@@ -16,9 +16,7 @@ from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorClient
 
-from deploy.platform import Platform, default_base_env
-from deploy.stack import EmbeddedStack
-from tests.flows import Flows
+from tests.bench.running import platform_with_flows
 from tests.scenarios import duplicate_deliveries, percentile, prepare, run
 
 BUYERS = int(os.environ.get("BENCH_BUYERS", "1000"))
@@ -55,20 +53,13 @@ async def writes_so_far(url: str) -> int:
 
 async def main() -> dict[str, Any]:
     run_dir = Path(".kameng/bench/flash-sale")
-    with EmbeddedStack(run_dir=run_dir / "stack") as infra:
-        platform = Platform(base_env={**default_base_env(infra), "KAMENG_ENV": "test"}, logs_dir=run_dir / "logs")
-        platform.start()
-        flows = Flows(platform.gateway_url, infra["KAFKA_BOOTSTRAP_SERVERS"], concurrency=200)
-        try:
-            baseline = await raw_write_rate(infra["MONGODB_URL"])
-            sale = await prepare(flows, buyers=BUYERS, keys=KEYS)
-            writes_before = await writes_so_far(infra["MONGODB_URL"])
-            await run(flows, sale)
-            writes = await writes_so_far(infra["MONGODB_URL"]) - writes_before
-            await duplicate_deliveries(infra["KAFKA_BOOTSTRAP_SERVERS"])
-        finally:
-            await flows.close()
-            platform.stop()
+    async with platform_with_flows(run_dir) as (infra, flows):
+        baseline = await raw_write_rate(infra["MONGODB_URL"])
+        sale = await prepare(flows, buyers=BUYERS, keys=KEYS)
+        writes_before = await writes_so_far(infra["MONGODB_URL"])
+        await run(flows, sale)
+        writes = await writes_so_far(infra["MONGODB_URL"]) - writes_before
+        await duplicate_deliveries(infra["KAFKA_BOOTSTRAP_SERVERS"])
     delivered = [o for o in sale.final.values() if o["status"] == "delivered"]
     pay_to_delivery = [
         (_at(o, "delivered") - _at(o, "paid")) for o in delivered if _at(o, "paid") and _at(o, "delivered")

@@ -19,8 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from deploy.platform import Platform, default_base_env
-from deploy.stack import EmbeddedStack
+from tests.bench.running import platform_with_flows
 from tests.flows import Flows
 from tests.scenarios import PRICE_CENTS, percentile, prepare, run
 
@@ -90,16 +89,9 @@ async def open_loop(flows: Flows, rate: float) -> dict[str, Any]:
 
 async def main() -> dict[str, Any]:
     run_dir = Path(".kameng/bench/steady")
-    with EmbeddedStack(run_dir=run_dir / "stack") as infra:
-        platform = Platform(base_env={**default_base_env(infra), "KAMENG_ENV": "test"}, logs_dir=run_dir / "logs")
-        platform.start()
-        flows = Flows(platform.gateway_url, infra["KAFKA_BOOTSTRAP_SERVERS"], concurrency=200)
-        try:
-            burst = await capacity(flows)
-            full = float(burst["delivered_orders_per_second"])
-            half = await open_loop(flows, full / 2)
-            at_full = await open_loop(flows, full)
-        finally:
-            await flows.close()
-            platform.stop()
+    async with platform_with_flows(run_dir) as (_, flows):
+        burst = await capacity(flows)
+        full = float(burst["delivered_orders_per_second"])
+        half = await open_loop(flows, full / 2)
+        at_full = await open_loop(flows, full)
     return {"capacity": burst, "half_capacity": half, "full_capacity": at_full, "seconds_per_rate": SECONDS}
