@@ -221,13 +221,20 @@ class Inventory:
         supply, held = await self.redis.mget(_k(sku_id, "supply"), _k(sku_id, "held"))
         return Stock(supply=int(supply or 0), held=int(held or 0))
 
-    async def stocks(self, sku_ids: Iterable[str]) -> dict[str, Stock]:
-        """`stock` of several SKUs in one round trip (one MGET per SKU, each on its own slot)."""
+    async def stocks(
+        self, sku_ids: Iterable[str], readings: list[tuple[str, object]] | None = None
+    ) -> dict[str, Stock]:
+        """`stock` of several SKUs in one round trip (one MGET per SKU, each on its own slot).
+        `readings`, when given, receives each counter's key and raw value as read: what an
+        answer built from these stocks depends on (shared.edge_cache)."""
         ids = list(dict.fromkeys(sku_ids))
         async with self.redis.pipeline(transaction=False) as pipe:
             for sku_id in ids:
                 pipe.mget(_k(sku_id, "supply"), _k(sku_id, "held"))
             found = await pipe.execute()
+        if readings is not None:
+            for sku_id, (supply, held) in zip(ids, found, strict=True):
+                readings += [(_k(sku_id, "supply"), supply), (_k(sku_id, "held"), held)]
         return {
             sku_id: Stock(supply=int(supply or 0), held=int(held or 0))
             for sku_id, (supply, held) in zip(ids, found, strict=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, get, patch, post, put
+from litestar import Controller, Response, get, patch, post, put
 from litestar.params import Body, Parameter
 
 from services.catalog import sites, usecases
@@ -27,6 +27,7 @@ from services.catalog.schemas import (
     SkuIn,
     Tree,
 )
+from shared import edge_cache
 from shared.auth import ADMIN, AGENT, Caller
 from shared.paging import Page, Paging
 
@@ -39,9 +40,13 @@ class CatalogController(Controller):
     path = "/api/v1/catalog"
     tags = ["catalog"]
 
+    # The three reads every visitor makes declare what they were computed from, so the gateway
+    # can answer repeats itself while those facts stand (shared.edge_cache, Decision 33).
+
     @get("/tree", summary="Scenarios -> categories -> products (listed ones)")
-    async def tree(self, deps: CatalogDeps) -> Tree:
-        return await usecases.tree(deps)
+    async def tree(self, deps: CatalogDeps) -> Response[Tree]:
+        facts = [deps.browse.generation_fact()]
+        return Response(await usecases.tree(deps), headers=edge_cache.declare(facts))
 
     @get("/products", summary="Search products by name (Chinese works), filter by category, paginate")
     async def products(
@@ -51,16 +56,21 @@ class CatalogController(Controller):
         q: Annotated[str | None, Parameter(max_length=100)] = None,
         category_id: str | None = None,
         scenario_id: str | None = None,
-    ) -> Page[ProductSummary]:
-        return await usecases.search_products(deps, paging, q=q, category_id=category_id, scenario_id=scenario_id)
+    ) -> Response[Page[ProductSummary]]:
+        facts = [deps.browse.generation_fact()]
+        page = await usecases.search_products(deps, paging, q=q, category_id=category_id, scenario_id=scenario_id)
+        return Response(page, headers=edge_cache.declare(facts))
 
     @get("/products/{product_id:str}", summary="A product with its on-sale SKUs, priced for the caller's level")
     async def product(
         self, deps: CatalogDeps, viewer: Caller | None, product_id: str, site: SiteHeader = None
-    ) -> ProductOut:
+    ) -> Response[ProductOut]:
         if slug := sites.site_header(site):
-            return await sites.product_on_site(deps, product_id, slug)
-        return await usecases.product_detail(deps, product_id, viewer.level if viewer else None)
+            # A sub-site's page reads the site as it is now: not kept at the edge.
+            return Response(await sites.product_on_site(deps, product_id, slug))
+        facts = [deps.browse.generation_fact()]
+        detail = await usecases.product_detail(deps, product_id, viewer.level if viewer else None, facts)
+        return Response(detail, headers=edge_cache.declare(facts, vary_level=True))
 
 
 class SiteController(Controller):

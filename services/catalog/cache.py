@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 GENERATION_KEY = "catalog:browse:generation"
+_UNREAD = "unread"
+"""Not a value INCR can give: before this replica knew the generation, no edge copy matches."""
 
 
 class GenerationStore(Protocol):
@@ -65,7 +67,7 @@ class BrowseCache:
         self.clock = clock
         self._entries: dict[Hashable, tuple[float, Any]] = {}
         self._epoch = 0
-        self._generation: bytes | str | None = None
+        self._generation: bytes | str | int | None = _UNREAD
         self._checked_at = float("-inf")
 
     async def get(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
@@ -85,6 +87,13 @@ class BrowseCache:
                 self._entries.pop(next(iter(self._entries)))
             self._entries[key] = (now, value)
         return value
+
+    def generation_fact(self) -> tuple[str, object]:
+        """The generation this cache's entries were loaded under, as a fact an answer built from
+        them depends on (shared.edge_cache): taken before the read, since a change racing the
+        read may only make it older than the answer. It names no generation until this replica
+        first read or moved the counter, so no answer is kept at the edge before then."""
+        return GENERATION_KEY, self._generation
 
     async def changed(self) -> None:
         """The catalog changed: forget everything here, and tell the other replicas."""

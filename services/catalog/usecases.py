@@ -148,15 +148,18 @@ async def listed_product(deps: CatalogDeps, product_id: str) -> ListedProduct:
     return ListedProduct(product=product, category=category, scenario=scenario, skus=skus)
 
 
-async def product_detail(deps: CatalogDeps, product_id: str, level: str | None) -> ProductOut:
+async def product_detail(
+    deps: CatalogDeps, product_id: str, level: str | None, readings: list[tuple[str, object]] | None = None
+) -> ProductOut:
     """A listed product with its on-sale SKUs priced for `level` (retail when None or unknown)
-    and each SKU's stock state (live: the cached product carries none)."""
+    and each SKU's stock state (live: the cached product carries none). `readings` receives the
+    stock counters the answer was computed from (for the gateway's copy, shared.edge_cache)."""
     level = domain.normalise_level(level)
     priced = await deps.browse.get(
         browse_key("product", product_id, level), lambda: _priced_product(deps, product_id, level)
     )
     auto = [s.sku_id for s in priced.skus if s.delivery_mode == "auto"]
-    stocks = await deps.inventory.stocks(auto) if auto else {}
+    stocks = await deps.inventory.stocks(auto, readings) if auto else {}
     threshold = deps.settings.catalog_low_stock_threshold
     return msgspec.structs.replace(
         priced,

@@ -10,6 +10,7 @@ import httpx
 from redis.asyncio import Redis
 
 from services.gateway.apikeys import ApiKeyDirectory
+from services.gateway.cache import KeptAnswers
 from services.gateway.edge import Edge
 from services.gateway.openapi import OpenApiDocument
 from services.gateway.settings import GatewaySettings
@@ -30,6 +31,8 @@ class GatewayDeps:
     """Service name -> base URL (settings.upstreams(), read once)."""
     edge: Edge
     idempotency: IdempotencyStore
+    kept: KeptAnswers
+    """Catalog answers sent again while their facts stand (Decision 33)."""
     openapi: OpenApiDocument
 
     async def aclose(self) -> None:
@@ -64,5 +67,6 @@ def build(settings: GatewaySettings) -> GatewayDeps:
             ttl_seconds=settings.idempotency_ttl_seconds,
             pending_seconds=settings.idempotency_pending_seconds,
         ),
+        kept=KeptAnswers(max_age_seconds=settings.kept_answer_max_age_seconds),
         openapi=OpenApiDocument(client, settings.upstreams(), settings.openapi_cache_seconds),
     )

@@ -15,6 +15,7 @@ Per-IP and per-user rate limits are counted in the same Redis round trip as the 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,8 @@ class Admitted:
     """The Authorization header to forward (the caller's own, or one minted for a partner)."""
     claimed: bool = False
     """The `claim` given to `admit` was taken in the edge's round trip (signed-in callers)."""
+    read: list[Any] | None = None
+    """The results of the `reads` given to `admit`, in order (None: they were not made)."""
 
 
 def signature_refused(slug: str, detail: str) -> Problem:
@@ -86,10 +89,17 @@ class Edge:
         self.tokens = VerifiedTokens(self.secret)
 
     async def admit(
-        self, request: Request[Any, Any, Any], relative: str, body: bytes, claim: ClaimRequest | None = None
+        self,
+        request: Request[Any, Any, Any],
+        relative: str,
+        body: bytes,
+        claim: ClaimRequest | None = None,
+        reads: Callable[[Caller | None], tuple[Command, ...]] | None = None,
     ) -> Admitted:
         """Who is calling (or a 401/429 problem). A signed-in caller's `claim` rides in the same
-        Redis round trip as the checks, and is undone when the request is refused."""
+        Redis round trip as the checks, and is undone when the request is refused. `reads`
+        (given the caller the token names, None when anonymous) ride in it too, for every
+        caller but a partner: their results are `Admitted.read`."""
         ip = request.client.host if request.client else "unknown"
         if request.headers.get("x-api-key"):
             return await self._partner(request, ip, body)
@@ -105,7 +115,8 @@ class Edge:
             )
             if claim is not None:
                 extra += (claim.take(caller.user_id),)
-            results, refused = await self._count(ip, caller.user_id, extra=extra)
+            wanted = reads(caller) if reads is not None else ()
+            results, refused = await self._count(ip, caller.user_id, extra=extra + wanted)
             claimed = claim is not None and bool(results[2])
             if results[0]:
                 refused = unauthorized("the access token was revoked (signed out)")
@@ -115,11 +126,16 @@ class Edge:
                 raise refused
             admitted = self._with_current_claims(caller, token, results[1])
             admitted.claimed = claimed
+            if reads is not None:
+                admitted.read = results[len(extra) :]
             return admitted
         if not is_public(request.method, relative):
             raise unauthorized("sign in first: send Authorization: Bearer <access token> or sign with an API key")
-        await self._checks(ip, None)
-        return Admitted(None, None)
+        wanted = reads(None) if reads is not None else ()
+        results, problem = await self._count(ip, None, extra=wanted)
+        if problem is not None:
+            raise problem
+        return Admitted(None, None, read=results if reads is not None else None)
 
     def _with_current_claims(self, caller: Caller, token: str, fresh: dict[Any, Any] | None) -> Admitted:
         """The caller as identity knows them now: when an admin changed the account's level or
@@ -133,12 +149,6 @@ class Edge:
             msgspec.structs.replace(caller, level=level, roles=roles),
             f"Bearer {remint(self.secret, token, level=level, roles=roles)}",
         )
-
-    async def _checks(self, ip: str, user_id: str | None) -> None:
-        """Count the request against the limits (429 when over)."""
-        _, problem = await self._count(ip, user_id)
-        if problem is not None:
-            raise problem
 
     async def _count(
         self, ip: str, user_id: str | None, *, extra: tuple[Command, ...] = ()

@@ -46,6 +46,10 @@ class GatewaySettings(ServiceSettings):
 
     openapi_cache_seconds: float = 60.0
 
+    # Catalog answers the gateway keeps are checked against Redis on every use (cache.py); this
+    # only bounds how long one lives should a catalog change's generation bump be lost.
+    kept_answer_max_age_seconds: float = 30.0
+
     # Prometheus `/metrics` of the gateway, on this port only (never the public one); unset: off.
     metrics_port: int | None = None
 

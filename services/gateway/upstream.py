@@ -13,6 +13,7 @@ import aiohttp
 import httpx
 from opentelemetry import propagate
 
+from shared import edge_cache
 from shared.errors import Problem
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ DROP_RESPONSE = {
     "server",
     "date",
     "x-request-id",
+    edge_cache.HEADER,
 }
 
 
@@ -77,6 +79,8 @@ class Answer:
     """Every header as received (Set-Cookie may repeat), hop-by-hop ones (DROP_RESPONSE) left out."""
     body: bytes
     content_type: str | None
+    declared: str = ""
+    """The service's `x-kameng-edge-cache` declaration (shared.edge_cache), kept out of `headers`."""
 
 
 class Forwarder:
@@ -139,6 +143,7 @@ class Forwarder:
                     headers=[(k, v) for k, v in response.headers.items() if k.lower() not in DROP_RESPONSE],
                     body=content,
                     content_type=response.headers.get("content-type"),
+                    declared=response.headers.get(edge_cache.HEADER, ""),
                 )
 
         try:

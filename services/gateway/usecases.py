@@ -1,6 +1,6 @@
 """What the gateway does with a request: admit it at the edge (edge.py), answer a repeated
-Idempotency-Key from the store, forward it to the service that owns the path (routes.py) or to the
-web process, and keep the answer for replay."""
+Idempotency-Key from the store or a catalog read from what it keeps (cache.py), forward it to the
+service that owns the path (routes.py) or to the web process, and keep the answer for replay."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from litestar.response.base import ASGIResponse
 from redis.exceptions import RedisError
 
 from services.gateway import upstream
+from services.gateway.cache import Lookup
 from services.gateway.deps import GatewayDeps
 from services.gateway.domain import (
     IDEMPOTENCY_HEADER,
     REPLAYED_HEADER,
     Claim,
     ClaimRequest,
+    Command,
     Stored,
     allowed_methods,
     applies_to,
@@ -29,6 +31,7 @@ from services.gateway.domain import (
     with_edge_problems,
 )
 from services.gateway.routes import owner_of
+from shared.auth import Caller
 from shared.errors import Problem
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,15 @@ def _redis_down(exc: RedisError) -> Problem:
     )
 
 
+async def _body(request: Request[Any, Any, Any]) -> bytes:
+    """The request's body; a request that announces none (most GETs) is not read, which saves
+    the framework's receive loop on every browse."""
+    headers = request.headers
+    if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
+        return b""
+    return await request.body()
+
+
 def _client_address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else ""
 
@@ -59,7 +71,7 @@ async def forward_api(deps: GatewayDeps, request: Request[Any, Any, Any], path: 
     service = owner_of(relative)
     if service is None:
         raise Problem(404, "not-found", "Not found", f"no API at /api/v1/{relative}")
-    body = await request.body()
+    body = await _body(request)
     key = request.headers.get(IDEMPOTENCY_HEADER)
     fp: str | None = None
     wanted: ClaimRequest | None = None
@@ -72,11 +84,23 @@ async def forward_api(deps: GatewayDeps, request: Request[Any, Any, Any], path: 
             comparable_body(request.headers.get("content-type", ""), body),
         )
         wanted = deps.idempotency.claim_request(key, fp)
+    lookup: Lookup | None = None
+
+    def reads(caller: Caller | None) -> tuple[Command, ...]:
+        nonlocal lookup
+        lookup = deps.kept.lookup(relative, request.url.query, caller.level if caller else None)
+        return lookup.reads
+
+    candidate = deps.kept.candidate(request.method, service, request.headers)
     try:
-        # A signed-in caller's claim of the key rides in the edge's round trip (Decision 24).
-        admitted = await deps.edge.admit(request, relative, body, wanted)
+        # A signed-in caller's claim of the key rides in the edge's round trip (Decision 24), and
+        # so do the facts a kept answer depends on (Decision 33).
+        admitted = await deps.edge.admit(request, relative, body, wanted, reads if candidate else None)
     except RedisError as exc:
         raise _redis_down(exc) from exc
+    level = admitted.caller.level if admitted.caller else None
+    if lookup is not None and (kept := deps.kept.answer(lookup, admitted.read, level)) is not None:
+        return ASGIResponse(body=kept.body, status_code=200, headers=kept.headers)
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in upstream.DROP_EDGE]
     if admitted.authorization:
         headers.append(("authorization", admitted.authorization))
@@ -112,6 +136,8 @@ async def forward_api(deps: GatewayDeps, request: Request[Any, Any, Any], path: 
         if claim is not None:
             await deps.idempotency.abandon(claim)
         raise
+    if lookup is not None:
+        deps.kept.keep(lookup, level, answer.status, answer.headers, answer.body, answer.declared)
     if claim is not None:
         try:
             await deps.idempotency.finish(claim, answer.status, answer.content_type, answer.body)

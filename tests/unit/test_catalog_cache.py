@@ -151,3 +151,22 @@ async def test_browsing_through_the_use_cases_follows_every_write(world: World) 
     assert (
         await usecases.search_products(world.deps, Paging(1, 20), q="移动", category_id=None, scenario_id=None)
     ).total == 0
+
+
+async def test_the_generation_an_answer_declares_is_the_one_its_entries_were_loaded_under() -> None:
+    shared = FakeGenerations()
+    clock = Clock()
+    cache = BrowseCache(shared, clock=clock)
+    # Before this replica read the counter it names none Redis could hold: the gateway keeps nothing.
+    key, before = cache.generation_fact()
+    assert key == GENERATION_KEY and before not in (None, 0, b"0")
+    await cache.get("k", Loads())
+    assert cache.generation_fact() == (GENERATION_KEY, None)  # no change yet: the key is missing
+    await cache.changed()
+    assert cache.generation_fact() == (GENERATION_KEY, shared.values[GENERATION_KEY])
+    # A change made by another replica is declared only once this one has seen it.
+    await shared.incr(GENERATION_KEY)
+    assert cache.generation_fact()[1] != shared.values[GENERATION_KEY]
+    clock.now += 1.0
+    await cache.get("k", Loads())
+    assert cache.generation_fact()[1] == shared.values[GENERATION_KEY]

@@ -184,7 +184,10 @@ class FakeInventory:
     supply: dict[str, int] = field(default_factory=dict)
     held: dict[str, int] = field(default_factory=dict)
 
-    async def stocks(self, sku_ids: list[str]) -> dict[str, Stock]:
+    async def stocks(self, sku_ids: list[str], readings: list[tuple[str, object]] | None = None) -> dict[str, Stock]:
+        if readings is not None:
+            for s in sku_ids:
+                readings += [(f"supply:{s}", self.supply.get(s)), (f"held:{s}", self.held.get(s))]
         return {s: Stock(supply=self.supply.get(s, 0), held=self.held.get(s, 0)) for s in sku_ids}
 
 

@@ -1,0 +1,131 @@
+"""Answers the gateway keeps: the catalog reads every visitor makes (the tree, a search page, a
+product priced for a level), sent again without a hop while the facts they were computed from
+stand (shared.edge_cache, Decision 33).
+
+The catalog declares each such answer's facts (its browse generation, the stock counters of the
+product's SKUs) with the values they had. A later request for the same path and query reads
+those keys in the edge's one Redis round trip, beside the rate limits and token checks it makes
+anyway: when every value is unchanged, the kept answer is sent; when one moved (an admin edited
+the catalog, a key was sold or imported), the request goes to the catalog as before and its new
+answer is kept. So a kept answer is never older than the facts in Redis, on every gateway
+replica, with no extra round trip; `max_age_seconds` only bounds the case of a change whose
+counter bump Redis lost.
+
+Not kept: a request on a sub-site (`X-Kameng-Site`: the site's prices are read as they are now),
+a partner's signed request, any answer but a 200 with the catalog's declaration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter
+
+from services.gateway.domain import Command
+from shared import edge_cache
+from shared.sites import SITE_HEADER
+
+ANSWERS = Counter(
+    "kameng_gateway_kept_answers_total",
+    "Requests for answers the gateway keeps, by outcome (hit: sent from the gateway; miss: forwarded)",
+    ["outcome"],
+)
+_HIT, _MISS = ANSWERS.labels("hit"), ANSWERS.labels("miss")
+
+_ANY_LEVEL = "*"
+"""The level part of the key of an answer that is the same for every caller (no level is "*")."""
+
+MAX_BODY_BYTES = 256 * 1024
+"""A larger answer is not kept (a search page is a few KB)."""
+
+
+@dataclass(frozen=True)
+class Kept:
+    headers: list[tuple[str, str]]
+    body: bytes
+    facts: tuple[tuple[str, str | None], ...]
+    level: str | None
+    """The level of the caller it was made for (None: anonymous); compared when `vary_level`."""
+    vary_level: bool
+    stored_at: float
+
+
+@dataclass
+class Lookup:
+    """One request's look at what is kept: the answer it may use and the Redis reads deciding it."""
+
+    key: tuple[str, str]
+    level: str | None
+    entry: Kept | None = None
+    reads: tuple[Command, ...] = field(default=())
+
+
+class KeptAnswers:
+    def __init__(
+        self,
+        *,
+        owners: Sequence[str] = ("catalog",),
+        max_entries: int = 4096,
+        max_age_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.owners = frozenset(owners)
+        self.max_entries = max_entries
+        self.max_age = max_age_seconds
+        self.clock = clock
+        self._entries: dict[tuple[str, str, str | None], Kept] = {}
+
+    def candidate(self, method: str, service: str, headers: Mapping[str, str]) -> bool:
+        """Whether the request may be answered from, or fill, what is kept."""
+        return (
+            method == "GET"
+            and service in self.owners
+            and not (headers.get(SITE_HEADER) or "").strip()
+            and not headers.get("x-api-key")
+        )
+
+    def lookup(self, relative: str, query: str, level: str | None) -> Lookup:
+        """The kept answer for this path and query (for `level` when it varies with it), and the
+        reads of its facts for the edge's round trip."""
+        found = self._entries.get((relative, query, level)) or self._entries.get((relative, query, _ANY_LEVEL))
+        if found is None or self.clock() - found.stored_at >= self.max_age:
+            return Lookup((relative, query), level)
+        return Lookup((relative, query), level, found, tuple(("GET", key) for key, _ in found.facts))
+
+    def answer(self, lookup: Lookup, read: Sequence[Any] | None, level: str | None) -> Kept | None:
+        """The kept answer when its facts still hold (`read`: their values now, in order) for
+        the caller as admitted (`level`: after an admin's change of it)."""
+        entry = lookup.entry
+        fresh = (
+            entry is not None
+            and read is not None
+            and (not entry.vary_level or entry.level == level)
+            and all(edge_cache.reading(now) == then for now, (_, then) in zip(read, entry.facts, strict=True))
+        )
+        (_HIT if fresh else _MISS).inc()
+        return entry if fresh else None
+
+    def keep(
+        self, lookup: Lookup, level: str | None, status: int, headers: list[tuple[str, str]], body: bytes, declared: str
+    ) -> None:
+        """Keep the service's answer when it declared the facts it holds under."""
+        validity = edge_cache.parse(declared) if declared else None
+        if status != 200 or validity is None or len(body) > MAX_BODY_BYTES:
+            return
+        relative, query = lookup.key
+        made_for = level if validity.vary_level else _ANY_LEVEL
+        key = (relative, query, made_for)
+        if key not in self._entries and len(self._entries) >= self.max_entries:
+            # Oldest first (insertion order): typed searches cannot grow it without bound.
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[key] = Kept(
+            headers=headers,
+            body=body,
+            facts=tuple(validity.facts),
+            level=level,
+            vary_level=validity.vary_level,
+            stored_at=self.clock(),
+        )

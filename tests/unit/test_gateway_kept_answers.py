@@ -1,0 +1,116 @@
+"""What the gateway keeps of the catalog's answers (services/gateway/cache.py, shared/edge_cache.py):
+a kept answer is sent only while every fact the catalog declared still reads as it did, only to
+callers it was made for, and never for a sub-site, a partner, an error or an undeclared answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.gateway.cache import KeptAnswers, Lookup
+from shared import edge_cache
+
+GEN = "catalog:browse:generation"
+SUPPLY = "inv:{s1}:supply"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def declared(facts: list[tuple[str, object]], *, vary_level: bool = False) -> str:
+    return edge_cache.declare(facts, vary_level=vary_level)[edge_cache.HEADER]
+
+
+def keep(kept: KeptAnswers, path: str, level: str | None, body: bytes, header: str, query: str = "") -> None:
+    kept.keep(kept.lookup(path, query, level), level, 200, [("content-type", "application/json")], body, header)
+
+
+def answer(kept: KeptAnswers, path: str, level: str | None, redis: dict[str, Any], query: str = "") -> bytes | None:
+    """What the gateway sends for a request, reading the facts from `redis` as the edge would."""
+    lookup = kept.lookup(path, query, level)
+    read = [redis.get(key) for _, key in lookup.reads]
+    found = kept.answer(lookup, read, level)
+    return found.body if found else None
+
+
+def test_a_kept_answer_is_sent_while_its_facts_read_the_same_and_not_once_one_moved() -> None:
+    kept = KeptAnswers(clock=Clock())
+    keep(kept, "catalog/tree", None, b"tree-v6", declared([(GEN, 6)]))
+    # Redis replies with bytes; the catalog recorded INCR's int: the same fact.
+    assert answer(kept, "catalog/tree", None, {GEN: b"6"}) == b"tree-v6"
+    assert answer(kept, "catalog/tree", "vip", {GEN: b"6"}) == b"tree-v6"  # same for every caller
+    assert answer(kept, "catalog/tree", None, {GEN: b"7"}) is None  # an admin changed the catalog
+    assert answer(kept, "catalog/tree", None, {}) is None  # Redis lost the counter
+
+
+def test_stock_facts_decide_a_product_page_and_a_missing_counter_is_a_fact_too() -> None:
+    kept = KeptAnswers(clock=Clock())
+    keep(kept, "catalog/products/p1", None, b"in-stock", declared([(GEN, b"6"), (SUPPLY, b"5")], vary_level=True))
+    assert answer(kept, "catalog/products/p1", None, {GEN: b"6", SUPPLY: b"5"}) == b"in-stock"
+    assert answer(kept, "catalog/products/p1", None, {GEN: b"6", SUPPLY: b"4"}) is None  # one sold
+    keep(kept, "catalog/products/p2", None, b"none-yet", declared([(GEN, b"6"), ("inv:{s2}:supply", None)]))
+    assert answer(kept, "catalog/products/p2", None, {GEN: b"6"}) == b"none-yet"
+    assert answer(kept, "catalog/products/p2", None, {GEN: b"6", "inv:{s2}:supply": b"3"}) is None  # imported
+
+
+def test_an_answer_priced_for_a_level_goes_to_that_level_only() -> None:
+    kept = KeptAnswers(clock=Clock())
+    redis = {GEN: b"6"}
+    keep(kept, "catalog/products/p1", "vip", b"vip-prices", declared([(GEN, 6)], vary_level=True))
+    assert answer(kept, "catalog/products/p1", "vip", redis) == b"vip-prices"
+    assert answer(kept, "catalog/products/p1", None, redis) is None
+    assert answer(kept, "catalog/products/p1", "retail", redis) is None
+    keep(kept, "catalog/products/p1", None, b"retail-prices", declared([(GEN, 6)], vary_level=True))
+    assert answer(kept, "catalog/products/p1", None, redis) == b"retail-prices"
+    assert answer(kept, "catalog/products/p1", "vip", redis) == b"vip-prices"
+
+
+def test_a_caller_whose_level_an_admin_changed_is_not_sent_the_old_levels_answer() -> None:
+    kept = KeptAnswers(clock=Clock())
+    keep(kept, "catalog/products/p1", "vip", b"vip-prices", declared([(GEN, 6)], vary_level=True))
+    lookup = kept.lookup("catalog/products/p1", "", "vip")  # the token still says vip
+    assert kept.answer(lookup, [b"6"], "retail") is None  # identity's current claims say retail
+
+
+def test_query_strings_are_part_of_what_is_kept() -> None:
+    kept = KeptAnswers(clock=Clock())
+    keep(kept, "catalog/products", None, b"page-1", declared([(GEN, 6)]), query="q=a&page=1")
+    assert answer(kept, "catalog/products", None, {GEN: b"6"}, query="q=a&page=1") == b"page-1"
+    assert answer(kept, "catalog/products", None, {GEN: b"6"}, query="q=a&page=2") is None
+
+
+def test_nothing_is_kept_without_a_declaration_for_an_error_or_past_its_age() -> None:
+    clock = Clock()
+    kept = KeptAnswers(clock=clock, max_age_seconds=30)
+    lookup = kept.lookup("catalog/tree", "", None)
+    kept.keep(lookup, None, 200, [], b"undeclared", "")
+    kept.keep(lookup, None, 200, [], b"garbled", "{not json")
+    kept.keep(lookup, None, 404, [], b"missing", declared([(GEN, 6)]))
+    assert answer(kept, "catalog/tree", None, {GEN: b"6"}) is None
+    keep(kept, "catalog/tree", None, b"tree", declared([(GEN, 6)]))
+    clock.now += 29
+    assert answer(kept, "catalog/tree", None, {GEN: b"6"}) == b"tree"
+    clock.now += 1
+    assert answer(kept, "catalog/tree", None, {GEN: b"6"}) is None
+
+
+def test_a_lookup_with_nothing_kept_reads_nothing_and_the_size_is_bounded() -> None:
+    kept = KeptAnswers(clock=Clock(), max_entries=2)
+    assert kept.lookup("catalog/tree", "", None) == Lookup(("catalog/tree", ""), None)
+    for q in ("q=1", "q=2", "q=3"):
+        keep(kept, "catalog/products", None, q.encode(), declared([(GEN, 6)]), query=q)
+    assert answer(kept, "catalog/products", None, {GEN: b"6"}, query="q=1") is None  # the oldest went
+    assert answer(kept, "catalog/products", None, {GEN: b"6"}, query="q=3") == b"q=3"
+
+
+def test_only_plain_catalog_reads_are_candidates() -> None:
+    kept = KeptAnswers()
+    assert kept.candidate("GET", "catalog", {})
+    assert not kept.candidate("POST", "catalog", {})
+    assert not kept.candidate("GET", "order", {})
+    assert not kept.candidate("GET", "catalog", {"X-Kameng-Site": "shop1"})  # the site's prices, read live
+    assert not kept.candidate("GET", "catalog", {"x-api-key": "k1"})  # partners are signed per request
