@@ -17,12 +17,15 @@ from services.gateway.settings import GatewaySettings
 from services.gateway.store import IdempotencyStore
 from services.gateway.upstream import Forwarder, create_upstream_client
 from shared import redis_client
+from shared.redis_client import CommandLink
 
 
 @dataclass
 class GatewayDeps:
     settings: GatewaySettings
     redis: Redis
+    link: CommandLink
+    """The edge's one round trip per request (rate limits, token checks, kept answers' facts)."""
     upstream: httpx.AsyncClient
     """The gateway's own calls: readiness, OpenAPI documents, API-key look-ups."""
     forwarder: Forwarder
@@ -38,11 +41,13 @@ class GatewayDeps:
     async def aclose(self) -> None:
         await self.upstream.aclose()
         await self.forwarder.aclose()
+        await self.link.aclose()
         await self.redis.aclose()
 
 
 def build(settings: GatewaySettings) -> GatewayDeps:
     redis = redis_client.connect(settings.redis_url, max_connections=256)
+    link = redis_client.CommandLink(settings.redis_url, max_connections=256)
     client = create_upstream_client(
         settings.upstream_max_connections,
         settings.upstream_timeout_seconds,
@@ -53,6 +58,7 @@ def build(settings: GatewaySettings) -> GatewayDeps:
     return GatewayDeps(
         settings=settings,
         redis=redis,
+        link=link,
         upstream=client,
         forwarder=Forwarder(
             settings.upstream_max_connections,
@@ -60,7 +66,7 @@ def build(settings: GatewaySettings) -> GatewayDeps:
             settings.upstream_connect_timeout_seconds,
         ),
         upstreams=settings.upstreams(),
-        edge=Edge(settings, redis, keys),
+        edge=Edge(settings, link, keys),
         idempotency=IdempotencyStore(
             redis,
             secret=secret,

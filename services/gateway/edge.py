@@ -15,21 +15,20 @@ Per-IP and per-user rate limits are counted in the same Redis round trip as the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 import msgspec
 from litestar import Request
-from redis.asyncio import Redis
 
 from services.gateway import signing
 from services.gateway.apikeys import ApiKeyDirectory
 from services.gateway.domain import ClaimRequest, Command, ip_key, over_limit, user_key
 from services.gateway.public import is_public
 from services.gateway.settings import GatewaySettings
-from services.gateway.store import hit, run_pipeline
+from services.gateway.store import Batches, hit, run_pipeline
 from shared.auth import (
     ALGORITHM,
     Caller,
@@ -60,11 +59,13 @@ def signature_refused(slug: str, detail: str) -> Problem:
     return Problem(401, slug, "Unauthorized", detail, headers={"WWW-Authenticate": 'Signature realm="kameng"'})
 
 
-def current_claims(stored: dict[Any, Any] | None) -> tuple[str, tuple[str, ...]] | None:
-    """(level, roles) from identity's `current_claims_key` hash, None when it holds none."""
+def current_claims(stored: Mapping[Any, Any] | Sequence[Any] | None) -> tuple[str, tuple[str, ...]] | None:
+    """(level, roles) from identity's `current_claims_key` hash, None when it holds none. The
+    hash as HGETALL's raw reply (field, value, field, value...) or as a mapping."""
     if not stored:
         return None
-    fields = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in stored.items()}
+    pairs = stored.items() if isinstance(stored, Mapping) else zip(stored[::2], stored[1::2], strict=True)
+    fields = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in pairs}
     level, roles = fields.get("level"), fields.get("roles")
     if level is None or roles is None:
         return None
@@ -81,9 +82,9 @@ def remint(secret: str, token: str, *, level: str, roles: tuple[str, ...]) -> st
 
 
 class Edge:
-    def __init__(self, settings: GatewaySettings, redis: Redis, keys: ApiKeyDirectory) -> None:
+    def __init__(self, settings: GatewaySettings, link: Batches, keys: ApiKeyDirectory) -> None:
         self.settings = settings
-        self.redis = redis
+        self.link = link
         self.keys = keys
         self.secret = settings.jwt_secret.get_secret_value()
         self.tokens = VerifiedTokens(self.secret)
@@ -122,7 +123,7 @@ class Edge:
                 refused = unauthorized("the access token was revoked (signed out)")
             if refused is not None:
                 if claim is not None and claimed:
-                    await self.redis.delete(claim.redis_key(caller.user_id))
+                    await self.link.send([("DEL", claim.redis_key(caller.user_id))])
                 raise refused
             admitted = self._with_current_claims(caller, token, results[1])
             admitted.claimed = claimed
@@ -159,7 +160,7 @@ class Edge:
         commands = [*extra, hit(ip_key(ip), window_ms)]
         if user_id is not None:
             commands.append(hit(user_key(user_id), window_ms))
-        results = await run_pipeline(self.redis, commands)
+        results = await run_pipeline(self.link, commands)
         limits = results[len(extra) :]
         problem = over_limit(limits[0], self.settings.rate_limit_per_ip, "from this address")
         if problem is None and user_id is not None:
@@ -202,7 +203,7 @@ class Edge:
         nonce_key = f"nonce:{key_id}:{headers['x-nonce']}"
         window_ms = self.settings.rate_limit_window_seconds * 1000
         fresh, revoked, changed, ip_hits, user_hits = await run_pipeline(
-            self.redis,
+            self.link,
             [
                 ("SET", nonce_key, "1", "NX", "EX", 2 * self.settings.partner_max_skew_seconds),
                 ("EXISTS", revoked_api_key_key(key_id)),

@@ -14,7 +14,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
@@ -43,25 +43,25 @@ def hit(key: str, window_ms: int) -> Command:
     return ("EVALSHA", HIT_SHA, 1, key, window_ms)
 
 
-async def run_pipeline(redis: Redis, commands: Sequence[Command]) -> list[Any]:
+class Batches(Protocol):
+    """Where the edge sends its one round trip (shared.redis_client.CommandLink; a fake in tests)."""
+
+    async def send(self, commands: Sequence[Command]) -> list[Any]: ...
+
+
+async def run_pipeline(link: Batches, commands: Sequence[Command]) -> list[Any]:
     """`commands` in one round trip; their results in order (the first error raised).
 
     Scripts go by their sha: redis-py's own script objects make a pipeline ask `SCRIPT EXISTS`
     first, a second round trip on every request (Decision 24). When Redis does not know HIT
     (it restarted, or this is its first use), it is loaded and only the refused commands run
     again: the others (a nonce's SET NX) must not run twice."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for command in commands:
-            pipe.execute_command(*command)
-        results: list[Any] = await pipe.execute(raise_on_error=False)
+    results = await link.send(commands)
     refused = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
     if refused:
-        await redis.script_load(HIT)
-        async with redis.pipeline(transaction=False) as pipe:
-            for i in refused:
-                pipe.execute_command(*commands[i])
-            for i, result in zip(refused, await pipe.execute(raise_on_error=False), strict=True):
-                results[i] = result
+        retried = await link.send([("SCRIPT", "LOAD", HIT), *(commands[i] for i in refused)])
+        for i, result in zip(refused, retried[1:], strict=True):
+            results[i] = result
     for result in results:
         if isinstance(result, Exception):
             raise result

@@ -45,11 +45,20 @@ class FakeRedis:
                 return None
             self.values[key] = value
             return True
+        if name == "SCRIPT":
+            self.scripts.add(HIT_SHA)
+            return HIT_SHA
+        if name == "DEL":
+            return int(self.values.pop(args[0], None) is not None)
         if name == "EXISTS":
             return int(args[0] in self.values)
         if name == "HGETALL":
             return {}
         raise AssertionError(f"unexpected {command}")
+
+    async def send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The edge's one round trip (shared.redis_client.CommandLink)."""
+        return [self.run(c) for c in commands]
 
     def pipeline(self, transaction: bool = True) -> FakePipeline:
         return FakePipeline(self)
@@ -106,7 +115,7 @@ async def test_a_script_redis_does_not_know_is_loaded_and_only_refused_commands_
         [("SET", "nonce:k:n1", "1", "NX", "EX", 600), ("EVALSHA", HIT_SHA, 1, "rl:ip:a", 60000)],
     )
     assert results == [True, [1, 60000]]  # the nonce counted as fresh: it ran once
-    assert [c[0] for c in redis.commands] == ["SET", "EVALSHA", "EVALSHA"]
+    assert [c[0] for c in redis.commands] == ["SET", "EVALSHA", "SCRIPT", "EVALSHA"]
     redis.commands.clear()
     await run_pipeline(redis, [("EVALSHA", HIT_SHA, 1, "rl:ip:a", 60000)])  # type: ignore[arg-type]
     assert len(redis.commands) == 1  # known now: one round trip, no SCRIPT EXISTS, no reload
