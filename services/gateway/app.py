@@ -42,7 +42,7 @@ def create_app(settings: GatewaySettings | None = None, *, telemetry: Telemetry 
     deps = build(settings)
 
     def checks(scope: str) -> Mapping[str, Check]:
-        result: dict[str, Check] = {"redis": deps.redis.ping}
+        result: dict[str, Check] = {"redis": deps.redis_ready}
         if scope == "edge":
             return result
         for name, base in settings.upstreams().items():

@@ -7,25 +7,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import httpx
-from redis.asyncio import Redis
 
 from services.gateway.apikeys import ApiKeyDirectory
 from services.gateway.cache import KeptAnswers
 from services.gateway.edge import Edge
 from services.gateway.openapi import OpenApiDocument
 from services.gateway.settings import GatewaySettings
-from services.gateway.store import IdempotencyStore
+from services.gateway.store import IdempotencyStore, run_one
 from services.gateway.upstream import Forwarder, create_upstream_client
-from shared import redis_client
 from shared.redis_client import CommandLink
 
 
 @dataclass
 class GatewayDeps:
     settings: GatewaySettings
-    redis: Redis
     link: CommandLink
-    """The edge's one round trip per request (rate limits, token checks, kept answers' facts)."""
+    """The gateway's Redis: the edge's one round trip per request (rate limits, token checks,
+    the facts of kept answers) and the Idempotency-Key records."""
     upstream: httpx.AsyncClient
     """The gateway's own calls: readiness, OpenAPI documents, API-key look-ups."""
     forwarder: Forwarder
@@ -42,12 +40,13 @@ class GatewayDeps:
         await self.upstream.aclose()
         await self.forwarder.aclose()
         await self.link.aclose()
-        await self.redis.aclose()
+
+    async def redis_ready(self) -> None:
+        await run_one(self.link, "PING")
 
 
 def build(settings: GatewaySettings) -> GatewayDeps:
-    redis = redis_client.connect(settings.redis_url, max_connections=256)
-    link = redis_client.CommandLink(settings.redis_url, max_connections=256)
+    link = CommandLink(settings.redis_url, max_connections=256)
     client = create_upstream_client(
         settings.upstream_max_connections,
         settings.upstream_timeout_seconds,
@@ -57,7 +56,6 @@ def build(settings: GatewaySettings) -> GatewayDeps:
     keys = ApiKeyDirectory(client, settings.identity_url, secret, settings.api_key_cache_seconds)
     return GatewayDeps(
         settings=settings,
-        redis=redis,
         link=link,
         upstream=client,
         forwarder=Forwarder(
@@ -68,7 +66,7 @@ def build(settings: GatewaySettings) -> GatewayDeps:
         upstreams=settings.upstreams(),
         edge=Edge(settings, link, keys),
         idempotency=IdempotencyStore(
-            redis,
+            link,
             secret=secret,
             ttl_seconds=settings.idempotency_ttl_seconds,
             pending_seconds=settings.idempotency_pending_seconds,

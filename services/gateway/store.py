@@ -16,7 +16,6 @@ import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from services.gateway.domain import Claim, ClaimRequest, Command, Stored, keep_response
@@ -68,13 +67,21 @@ async def run_pipeline(link: Batches, commands: Sequence[Command]) -> list[Any]:
     return results
 
 
+async def run_one(link: Batches, *command: Any) -> Any:
+    """One command on the edge's link: its reply, or its error raised."""
+    (reply,) = await link.send([command])
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
 def _in_progress(detail: str) -> Problem:
     return Problem(409, "idempotency-in-progress", "Request in progress", detail, headers={"Retry-After": "1"})
 
 
 class IdempotencyStore:
-    def __init__(self, redis: Redis, *, secret: str, ttl_seconds: int, pending_seconds: int) -> None:
-        self.redis = redis
+    def __init__(self, link: Batches, *, secret: str, ttl_seconds: int, pending_seconds: int) -> None:
+        self.link = link
         self.secret = hashlib.sha256(b"kameng-idempotency\n" + secret.encode()).digest()
         self.ttl = ttl_seconds
         self.pending = pending_seconds
@@ -106,9 +113,9 @@ class IdempotencyStore:
         if claimed:
             return Claim(redis_key, fp)
         for _ in range(3):
-            if await self.redis.set(redis_key, self._pending_record(fp), nx=True, ex=self.pending):
+            if await run_one(self.link, "SET", redis_key, self._pending_record(fp), "NX", "EX", self.pending):
                 return Claim(redis_key, fp)
-            raw = await self.redis.get(redis_key)
+            raw = await run_one(self.link, "GET", redis_key)
             if raw is None:
                 continue  # expired between the two commands
             record: dict[str, Any] = json.loads(raw)
@@ -129,7 +136,7 @@ class IdempotencyStore:
             "content_type": content_type,
             "body": base64.b64encode(body).decode(),
         }
-        await self.redis.set(claim.redis_key, json.dumps(record), ex=self.ttl)
+        await run_one(self.link, "SET", claim.redis_key, json.dumps(record), "EX", self.ttl)
 
     async def abandon(self, claim: Claim) -> None:
-        await self.redis.delete(claim.redis_key)
+        await run_one(self.link, "DEL", claim.redis_key)

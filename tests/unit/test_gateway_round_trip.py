@@ -50,6 +50,8 @@ class FakeRedis:
             return HIT_SHA
         if name == "DEL":
             return int(self.values.pop(args[0], None) is not None)
+        if name == "GET":
+            return self.values.get(args[0])
         if name == "EXISTS":
             return int(args[0] in self.values)
         if name == "HGETALL":
