@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from services.gateway import public, routes
 from services.gateway.routes import owner_of
 
 
@@ -47,3 +50,18 @@ def test_owner(path: str, service: str) -> None:
 @pytest.mark.parametrize("path", ["", "nope", "ordersx", "admin", "catalogue/tree"])
 def test_no_owner(path: str) -> None:
     assert owner_of(path) is None
+
+
+def test_the_one_pattern_answers_as_the_tables_read_in_order_would() -> None:
+    """`owner_of` and `is_public` match each table as one alternation; the first route of the
+    table that matches the whole path (a trailing slash allowed) must still be the answer."""
+    samples = ["", "x", "auth/register/", "sites/a/", "sites/a/b", "payments/notify/p1/", "suppliers/s/notify"]
+    for pattern, _ in routes.ROUTES:
+        stem = pattern.split("(")[0]
+        samples += [stem, f"{stem}/", f"{stem}/x", f"{stem}/x/y/", f"admin/{stem}", f"{stem}x"]
+    for path in samples:
+        first = next((s for p, s in routes.ROUTES if re.fullmatch(p + "/?", path)), None)
+        assert routes.owner_of(path) == first, path
+        for method in ("GET", "POST", "PUT"):
+            expected = any(method in ms and re.fullmatch(p + "/?", path) for ms, p in public.PUBLIC_ROUTES)
+            assert public.is_public(method, path) == expected, (method, path)
