@@ -20,7 +20,7 @@ from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from litestar import Controller, HttpMethod, route
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics, start_http_server
 
 from shared.errors import Problem
@@ -43,23 +43,26 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 # -- HTTP (RED per route) ------------------------------------------------------------------
-# Litestar's Prometheus middleware, labelled by the route TEMPLATE (`group_path`), the method,
-# the status code and the app (`app_name` = the service). A path no route matches never reaches
-# the middleware, so raw paths cannot become labels.
+# Kept by the edge layer (shared.edge), labelled by the route TEMPLATE (`path`), the method, the
+# status code and the app (`app_name` = the service). A path no route matches never reaches the
+# layer, so raw paths cannot become labels. Names, help texts, labels and buckets are the ones
+# Litestar's Prometheus middleware used before (dashboards and alerts in deploy/ read them).
 HTTP_PREFIX = "kameng_http"
+HTTP_LABELS = ("method", "path", "status_code", "app_name")
 
-
-def http_metrics(service: str) -> PrometheusConfig:
-    """RED metrics of one app: `kameng_http_requests_total`, `kameng_http_request_duration_seconds`,
-    `kameng_http_requests_in_progress`, `kameng_http_requests_error_total` (5xx)."""
-    return PrometheusConfig(
-        app_name=service,
-        prefix=HTTP_PREFIX,
-        group_path=True,
-        buckets=list(LATENCY_BUCKETS),
-        # Probes and scrapes would drown the traffic that matters.
-        exclude=[r"^/health(/|$)", r"^/metrics(/|$)"],
-    )
+HTTP_REQUESTS = Counter(f"{HTTP_PREFIX}_requests_total", "Total requests", HTTP_LABELS)
+HTTP_REQUEST_DURATION = Histogram(
+    f"{HTTP_PREFIX}_request_duration_seconds", "Request duration, in seconds", HTTP_LABELS, buckets=LATENCY_BUCKETS
+)
+# `status_code` is always "200" here (a request in progress has none yet); kept so the series
+# keep the labels they had.
+HTTP_IN_PROGRESS = Gauge(
+    f"{HTTP_PREFIX}_requests_in_progress",
+    "Total requests currently in progress",
+    HTTP_LABELS,
+    multiprocess_mode="livesum",
+)
+HTTP_ERRORS = Counter(f"{HTTP_PREFIX}_requests_error_total", "Total errors in requests", HTTP_LABELS)
 
 
 class MetricsController(PrometheusController):

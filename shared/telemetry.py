@@ -3,9 +3,9 @@
 - `service.name` comes from the service (OTEL_SERVICE_NAME wins when set).
 - Spans and metrics go out over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set; tests pass
   an in-memory exporter instead (or point the endpoint at a collector they run).
-- pymongo, redis and httpx are instrumented when spans are exported; the HTTP edge (Litestar
-  plugin) and Kafka (FastStream middleware) are wired where those are created. No instrumentation records
-  statements or payloads: card keys and other secrets never reach a span.
+- pymongo, redis and httpx are instrumented when spans are exported; the HTTP edge
+  (shared.edge) and Kafka (FastStream middleware) are wired where those are created. No
+  instrumentation records statements or payloads: card keys and other secrets never reach a span.
 """
 
 from __future__ import annotations
