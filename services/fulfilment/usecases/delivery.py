@@ -106,7 +106,9 @@ async def deliver_auto(tx: Tx, deps: FulfilmentDeps, paid: OrderPaid, opening: d
         return  # another delivery of this order was written meanwhile: it owns these keys
 
     async def take_out_of_supply() -> None:
-        await apply_supply_soon(deps.store, deps.inventory, paid.sku_id, -len(ids), claim_op(paid.order_id))
+        await apply_supply_soon(
+            deps.store, deps.inventory, paid.sku_id, -len(ids), claim_op(paid.order_id), hands_over=paid.order_id
+        )
 
     tx.after_commit(take_out_of_supply)
 
@@ -203,4 +205,6 @@ async def claimed_keys_leave_supply(tx: Tx, deps: FulfilmentDeps, event: Fulfilm
     assert event.sku_id is not None
     delivery = await deps.store.get_delivery(event.order_id, tx=tx)
     claimed = len(delivery.get("key_ids", [])) if delivery else event.quantity
-    await apply_supply(deps.store, deps.inventory, event.sku_id, -claimed, claim_op(event.order_id))
+    await apply_supply(
+        deps.store, deps.inventory, event.sku_id, -claimed, claim_op(event.order_id), hands_over=event.order_id
+    )
