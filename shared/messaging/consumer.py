@@ -176,7 +176,7 @@ class EventRouter:
 
                 # With NACK_ON_ERROR a batch is committed (all its records) after dispatch
                 # returns, and a nack rewinds each partition to the batch's first record there.
-                broker.subscriber(  # type: ignore[call-overload]
+                broker.subscriber(
                     topic,
                     batch=batch,
                     max_records=settings.consumer_batch_max_records if batch else None,
