@@ -159,7 +159,8 @@ class Inventory:
         script, so `sellable` never counts the units twice (out of supply and still held) in the
         time between fulfilment's claim and the order's own release when it hears of the
         delivery (which then finds nothing to release). Without this, buyers arriving in that
-        window were turned away while keys were left (48 of 50 sold on two replicas)."""
+        window were turned away while keys were left (an earlier batching attempt sold 48-49 of
+        50 keys in tests/e2e/test_replicas.py)."""
         keys = [_k(sku_id, "supply"), _k(sku_id, f"op:{op_id}")]
         args: list[str | int] = [delta, OP_MARKER_TTL_SECONDS]
         if hands_over is not None:
