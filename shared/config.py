@@ -58,6 +58,13 @@ class ServiceSettings(InfraSettings):
     consumer_max_attempts: int = 5
     consumer_backoff_initial_ms: int = 50
     consumer_backoff_max_ms: int = 5000
+    # Records one poll may hand a subscriber, applied in one MongoDB transaction (one inbox and
+    # one outbox write for all of them, docs/architecture.md Decision 31); 1 applies each record
+    # in its own transaction, as before batching.
+    consumer_batch_max_records: int = Field(default=50, ge=1)
+    # How long a batch poll waits for a first record (the client sleeps as long again after an
+    # empty poll, so this bounds the extra latency of an idle consumer).
+    consumer_batch_timeout_ms: int = Field(default=100, ge=1)
 
     # Authentication: services verify the access tokens identity signs (and the gateway mints for
     # partner API-key calls) themselves, so no service trusts a header it cannot check.

@@ -9,6 +9,10 @@ Two services write it, each its own counter, so each can rebuild its part from i
     inv:epoch:supply        fulfilment: "every supply counter in this Redis was built from the vault"
     inv:epoch:held          order: "every held counter in this Redis was built from the orders"
 
+One exception to "each its own": when fulfilment takes a delivered order's keys out of supply it
+releases that order's hold in the same script (`adjust_supply(hands_over=...)`); the order's
+release after delivery is idempotent and finds nothing left.
+
     sellable = supply - held
 
 A missing counter is never read as zero: after Redis lost its data (restart, failover, eviction)
@@ -41,12 +45,20 @@ def _k(sku_id: str, part: str) -> str:
     return f"inv:{{{sku_id}}}:{part}"
 
 
-# KEYS: supply, marker. ARGV: delta, marker ttl. Returns the new supply, or nil if already applied.
+# KEYS: supply, marker[, held, holds]. ARGV: delta, marker ttl[, order id]. Returns the new
+# supply, or nil if already applied. With an order id, that order's hold is released in the same
+# step (its units just left supply: counting them in both would undersell).
 _ADJUST_SUPPLY = """
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
-  return redis.call('INCRBY', KEYS[1], ARGV[1])
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then return false end
+local supply = redis.call('INCRBY', KEYS[1], ARGV[1])
+if ARGV[3] and redis.call('EXISTS', KEYS[3]) == 1 then
+  local units = redis.call('HGET', KEYS[4], ARGV[3])
+  if units then
+    redis.call('HDEL', KEYS[4], ARGV[3])
+    redis.call('DECRBY', KEYS[3], units)
+  end
 end
-return false
+return supply
 """
 
 # KEYS: supply, marker, op markers... ARGV: supply, marker ttl. Creates the counter only if it
@@ -139,12 +151,22 @@ class Inventory:
 
     # -- fulfilment's side -------------------------------------------------------------------
 
-    async def adjust_supply(self, sku_id: str, delta: int, op_id: str) -> int | None:
+    async def adjust_supply(self, sku_id: str, delta: int, op_id: str, *, hands_over: str | None = None) -> int | None:
         """Add `delta` (may be negative) to the SKU's supply once per `op_id` (an import batch,
-        a claim for an order...). Returns the new supply, or None when `op_id` was applied before."""
-        result = await self._adjust(
-            keys=[_k(sku_id, "supply"), _k(sku_id, f"op:{op_id}")], args=[delta, OP_MARKER_TTL_SECONDS]
-        )
+        a claim for an order...). Returns the new supply, or None when `op_id` was applied before.
+
+        `hands_over`: the order whose claimed keys these are. Its hold is released in the same
+        script, so `sellable` never counts the units twice (out of supply and still held) in the
+        time between fulfilment's claim and the order's own release when it hears of the
+        delivery (which then finds nothing to release). Without this, buyers arriving in that
+        window were turned away while keys were left (an earlier batching attempt sold 48-49 of
+        50 keys in tests/e2e/test_replicas.py)."""
+        keys = [_k(sku_id, "supply"), _k(sku_id, f"op:{op_id}")]
+        args: list[str | int] = [delta, OP_MARKER_TTL_SECONDS]
+        if hands_over is not None:
+            keys += [_k(sku_id, "held"), _k(sku_id, "holds")]
+            args.append(hands_over)
+        result = await self._adjust(keys=keys, args=args)
         return None if result is None else int(result)
 
     async def set_supply(self, sku_id: str, supply: int, applied_ops: Iterable[str] = ()) -> None:

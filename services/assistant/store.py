@@ -17,6 +17,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pymongo import UpdateOne
+
 from services.assistant.domain import OrderView
 from shared.messaging.outbox import Tx
 from shared.mongo import Index
@@ -100,35 +102,42 @@ class AssistantStore:
     # -- orders projection ------------------------------------------------------------------
 
     async def order_placed(self, tx: Tx, order: Doc) -> None:
-        """A new order: its facts, and `pending_payment` unless a status change came first."""
-        await self.db[ORDERS].update_one(
-            {"_id": order["_id"]},
-            {
-                "$set": {k: v for k, v in order.items() if k != "_id"},
-                "$setOnInsert": {"status": "pending_payment", "status_at": order["created_at"]},
-            },
-            upsert=True,
-            session=tx.session,
+        """A new order: its facts, and `pending_payment` unless a status change came first.
+        The order projection's writes go in one bulk write per transaction (`Tx.later`)."""
+        tx.later(
+            ORDERS,
+            UpdateOne(
+                {"_id": order["_id"]},
+                {
+                    "$set": {k: v for k, v in order.items() if k != "_id"},
+                    "$setOnInsert": {"status": "pending_payment", "status_at": order["created_at"]},
+                },
+                upsert=True,
+            ),
         )
 
     async def order_status(self, tx: Tx, order_id: str, fields: Doc, at: datetime) -> bool:
         """Apply a status change unless a newer one is already there (a replay of an old event
-        must not wind the projection back). Paid and delivered times are kept once."""
-        current = await self.db[ORDERS].find_one({"_id": order_id}, {"status_at": 1}, session=tx.session)
-        if current is not None and current.get("status_at") is not None and current["status_at"] > at:
+        must not wind the projection back): the newest `at` is what an earlier event of this
+        transaction wrote (its memo), else the database's. Paid and delivered times are kept once."""
+        newest = tx.memo.get((ORDERS, order_id))
+        if newest is None:
+            current = await self.db[ORDERS].find_one({"_id": order_id}, {"status_at": 1}, session=tx.session)
+            newest = current.get("status_at") if current is not None else None
+        if newest is not None and newest > at:
             return False
+        tx.memo[(ORDERS, order_id)] = at
         update: Doc = {"$set": {**fields, "status_at": at}, "$setOnInsert": {"created_at": at}}
         if fields.get("status") == "paid":
             update["$min"] = {"paid_at": at}
         elif fields.get("status") == "delivered":
             update["$min"] = {"delivered_at": at}
-        await self.db[ORDERS].update_one({"_id": order_id}, update, upsert=True, session=tx.session)
+        tx.later(ORDERS, UpdateOne({"_id": order_id}, update, upsert=True))
         return True
 
     async def order_urged(self, tx: Tx, order_id: str, user_id: str, urged_at: datetime) -> None:
-        await self.db[ORDERS].update_one(
-            {"_id": order_id, "user_id": user_id}, {"$max": {"urged_at": urged_at}}, session=tx.session
-        )
+        # Deferred like the order's other writes, so it lands after an order placed in the same batch.
+        tx.later(ORDERS, UpdateOne({"_id": order_id, "user_id": user_id}, {"$max": {"urged_at": urged_at}}))
 
     async def ticket_opened(self, tx: Tx, order_id: str, user_id: str, ticket_id: str) -> None:
         """The order has an after-sales ticket waiting (the order's own events may come later:

@@ -600,9 +600,13 @@ class ImportJobStore:
         return doc
 
     async def claim(self, owner: str, now: datetime, lease: timedelta) -> dict[str, Any] | None:
-        """A queued job, or a running one whose worker stopped renewing its lease (it died)."""
+        """A queued job, or a running one whose worker stopped renewing its lease (it died).
+        Looked for with a read first: the loop polls, and an idle poll should not cost a write."""
+        claimable = {**IMPORT_JOB.guard(ImportStatus.RUNNING), "lease_until": {"$lt": now}}
+        if await self.db[IMPORT_JOBS].find_one(claimable, {"_id": 1}) is None:
+            return None
         doc: dict[str, Any] | None = await self.db[IMPORT_JOBS].find_one_and_update(
-            {**IMPORT_JOB.guard(ImportStatus.RUNNING), "lease_until": {"$lt": now}},
+            claimable,
             {"$set": {"status": ImportStatus.RUNNING.value, "owner": owner, "lease_until": now + lease}},
             sort=[("created_at", 1)],
             return_document=ReturnDocument.AFTER,

@@ -264,9 +264,13 @@ class IdentityStore:
 
     async def claim_due_notification(self, now: datetime, lease_until: datetime) -> Doc | None:
         """The oldest message due for sending, pushed to `lease_until` so no other replica takes it
-        while this one sends (at-least-once: a sender that dies leaves it due again)."""
+        while this one sends (at-least-once: a sender that dies leaves it due again). Looked
+        for with a read first: the loop polls, and an idle poll should not cost a write."""
+        due = {"status": "pending", "next_at": {"$lte": now}}
+        if await self.db[NOTIFICATIONS].find_one(due, {"_id": 1}) is None:
+            return None
         doc: Doc | None = await self.db[NOTIFICATIONS].find_one_and_update(
-            {"status": "pending", "next_at": {"$lte": now}},
+            due,
             {"$set": {"next_at": lease_until}},
             sort=[("next_at", 1)],
         )

@@ -375,6 +375,16 @@ ETA_MIN_SAMPLES = 3
 """Fewer deliveries than this say too little: the staff's `eta_seconds` is shown alone."""
 
 
+def with_delivery_time(
+    samples: list[float], orders: list[str], order_id: str, seconds: float
+) -> tuple[list[float], list[str]] | None:
+    """A SKU's latest `ETA_SAMPLES` delivery times (and their orders) with this order's added;
+    None when the order's time is already among them (a redelivered event)."""
+    if order_id in orders:
+        return None
+    return [*samples, seconds][-ETA_SAMPLES:], [*orders, order_id][-ETA_SAMPLES:]
+
+
 def p90(samples: list[float]) -> int | None:
     """The 90th percentile (nearest rank) of delivery times in seconds, rounded up; None when
     there are too few to say."""

@@ -15,12 +15,11 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from pymongo import ReturnDocument
+from pymongo import ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from services.order.domain import (
     BATCH_FLOW,
-    ETA_SAMPLES,
     HOLDING_STOCK,
     KEYED_MODES,
     ORDER_FLOW,
@@ -317,31 +316,25 @@ class OrderStore:
 
     # -- expected delivery time (预计到账时间) ------------------------------------------------
 
-    async def add_delivery_time(self, tx: Tx, sku_id: str, order_id: str, seconds: float) -> list[float]:
-        """Keep this delivery's time among the SKU's latest ones (once per order); the samples."""
-        times = tx.db[DELIVERY_TIMES]
-        await times.update_one(
-            {"_id": sku_id}, {"$setOnInsert": {"samples": [], "orders": []}}, upsert=True, session=tx.session
-        )
-        doc = await times.find_one_and_update(
-            {"_id": sku_id, "orders": {"$ne": order_id}},
-            {
-                "$push": {
-                    "samples": {"$each": [seconds], "$slice": -ETA_SAMPLES},
-                    "orders": {"$each": [order_id], "$slice": -ETA_SAMPLES},
-                }
-            },
-            session=tx.session,
-            return_document=ReturnDocument.AFTER,
-        )
-        return [float(s) for s in doc["samples"]] if doc else []
+    async def delivery_times(self, tx: Tx, sku_id: str) -> dict[str, Any]:
+        """The SKU's latest delivery times (`samples`, their `orders`, their `p90`) as this
+        transaction sees them: what an earlier event of the same batch kept, else the database."""
+        kept: dict[str, Any] | None = tx.memo.get((DELIVERY_TIMES, sku_id))
+        if kept is not None:
+            return kept
+        doc = await tx.db[DELIVERY_TIMES].find_one({"_id": sku_id}, session=tx.session) or {}
+        return {
+            "samples": [float(s) for s in doc.get("samples", [])],
+            "orders": list(doc.get("orders", [])),
+            "p90": doc.get("p90"),
+        }
 
-    async def set_observed_eta(self, tx: Tx, sku_id: str, p90: int | None) -> bool:
-        """Store the SKU's observed p90; whether it changed."""
-        result = await tx.db[DELIVERY_TIMES].update_one(
-            {"_id": sku_id, "p90": {"$ne": p90}}, {"$set": {"p90": p90}}, session=tx.session
-        )
-        return bool(result.modified_count)
+    def keep_delivery_times(self, tx: Tx, sku_id: str, times: dict[str, Any]) -> None:
+        """Write the SKU's delivery times with the transaction, once per batch however many of
+        its events added one (the whole state is set: it was computed from what this
+        transaction read, and a concurrent writer of the document makes it conflict and retry)."""
+        tx.memo[(DELIVERY_TIMES, sku_id)] = times
+        tx.later(DELIVERY_TIMES, UpdateOne({"_id": sku_id}, {"$set": times}, upsert=True))
 
     async def observed_eta(self, sku_id: str) -> int | None:
         doc = await self.db[DELIVERY_TIMES].find_one({"_id": sku_id}, {"p90": 1})

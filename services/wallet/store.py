@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorDatabase
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import InsertOne, ReturnDocument, UpdateOne
 
 from services.wallet.domain import (
     HOLD,
@@ -123,12 +123,21 @@ class WalletStore:
     # -- ledger -----------------------------------------------------------------------------------
 
     async def entry(self, tx: Tx, key: str) -> Doc | None:
+        """The entry booked with `key`: by this transaction (not written yet, see `book`) or before."""
+        booked: Doc | None = tx.memo.get((LEDGER, key))
+        if booked is not None:
+            return booked
         doc: Doc | None = await tx.db[LEDGER].find_one({"key": key}, session=tx.session)
         return doc
 
     async def book(self, tx: Tx, entries: Sequence[Entry]) -> None:
-        """Append a movement's entries; a key booked before fails on the unique index (and aborts)."""
-        await tx.db[LEDGER].insert_many(list(entries), session=tx.session)
+        """Append a movement's entries, written with the transaction's other bookings in one
+        insert at its end (`Tx.later`: a batch of payments is one ledger write). A key booked
+        before still fails on the unique index then, and aborts the whole transaction, money
+        movements included; `entry` sees this transaction's bookings through `Tx.memo`."""
+        for entry in entries:
+            tx.memo[(LEDGER, entry["key"])] = entry
+            tx.later(LEDGER, InsertOne(entry))
 
     async def ledger_page(self, user_id: str, skip: int, limit: int) -> tuple[list[Doc], int]:
         cursor = self.db[LEDGER].find({"account": user_id}).sort([("at", -1), ("_id", -1)]).skip(skip)

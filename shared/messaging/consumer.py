@@ -13,6 +13,11 @@ Delivery is at-least-once: the offset is committed only after the handler's tran
 inbox + outbox) has committed. The effect is exactly once because the inbox insert in that
 transaction fails for an event id seen before.
 
+Records a poll returns together are applied in one transaction (one inbox insert, every
+handler's effects, one outbox insert; `CONSUMER_BATCH_MAX_RECORDS`, Decision 31). If anything in
+that transaction fails, none of it commits and the batch is applied again one transaction per
+event, so the policy below holds per message exactly as without batching.
+
 Failure policy, per message:
 - cannot be decoded, unknown type/version, invalid payload, or `RejectEvent` raised:
   dead-letter topic at once, with the reason (retrying cannot help);
@@ -24,11 +29,12 @@ Failure policy, per message:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -46,7 +52,8 @@ from shared.contracts import topics
 from shared.contracts.envelope import Envelope, utcnow
 from shared.contracts.registry import Event, MalformedEvent, decode, lookup, spec_for
 from shared.faults import fail_point
-from shared.messaging.inbox import AlreadyProcessed, claim
+from shared.messaging.batching import batches_enabled, plan
+from shared.messaging.inbox import AlreadyProcessed, claim, claim_many, inbox_id
 from shared.messaging.outbox import Tx, UnitOfWork
 from shared.metrics import (
     CONSUMER_APPLIED,
@@ -105,6 +112,20 @@ class _Registration:
     when: Callable[[Any], bool] | None = None
 
 
+@dataclass(frozen=True)
+class _Item:
+    """One decoded record for one of the handlers that wants it."""
+
+    registration: _Registration
+    envelope: Envelope
+    payload: Event
+    raw: Any
+
+    @property
+    def inbox_id(self) -> str:
+        return inbox_id(self.registration.name, self.envelope)
+
+
 class EventRouter:
     def __init__(self, service: str) -> None:
         self.service = service
@@ -146,14 +167,20 @@ class EventRouter:
         """Create the FastStream subscribers: per topic, `kafka_consumer_concurrency` consumers of
         the service's consumer group (Kafka spreads the partitions across them)."""
         dispatcher = Dispatcher(self, broker, uow, settings, runtime)
+        batch = batches_enabled(settings.consumer_batch_max_records)
         for topic in sorted(self._topics):
             for _ in range(max(1, settings.kafka_consumer_concurrency)):
 
                 async def on_message(message: KafkaMessage) -> None:
                     await dispatcher.dispatch(message)
 
+                # With NACK_ON_ERROR a batch is committed (all its records) after dispatch
+                # returns, and a nack rewinds each partition to the batch's first record there.
                 broker.subscriber(
                     topic,
+                    batch=batch,
+                    max_records=settings.consumer_batch_max_records if batch else None,
+                    batch_timeout_ms=settings.consumer_batch_timeout_ms,
                     group_id=consumer_group(settings.service_name, topic),
                     ack_policy=AckPolicy.NACK_ON_ERROR,
                     auto_offset_reset="earliest",
@@ -203,30 +230,78 @@ class Dispatcher:
             CONSUMER_DEAD_LETTERED.labels(topic, "none")
 
     async def dispatch(self, message: Any) -> None:
+        """One polled record, or a batch of them (`raw_message` is then a tuple of records)."""
         raw = message.raw_message
-        body: bytes = message.body
-        try:
-            envelope, payload = decode(body)
-        except MalformedEvent as exc:
-            await self.dead_letter(raw, str(exc), handler=None, attempts=1)
-            return
-        registrations = self.router.handlers_for(envelope)
-        if not registrations:
-            return  # another service's event on a shared topic
-        cid_token = context.correlation_id.set(envelope.correlation_id)
-        cause_token = context.causation_id.set(envelope.event_id)
-        try:
-            for registration in registrations:
-                if registration.when is not None and not registration.when(payload):
-                    continue
-                started = time.perf_counter()
-                try:
-                    await self._apply_with_retries(registration, envelope, payload, raw)
-                finally:
-                    CONSUMER_HANDLING.labels(registration.name).observe(time.perf_counter() - started)
-        finally:
-            context.correlation_id.reset(cid_token)
-            context.causation_id.reset(cause_token)
+        items = await self._decode(raw if isinstance(raw, tuple) else (raw,))
+        if len(items) > 1:
+            try:
+                await self._apply_together(items)
+                return
+            except Exception as exc:
+                # Nothing of the batch committed: apply it again one event per transaction, so
+                # retries, dead letters and duplicates are decided per message as before.
+                log.warning("batch of %d events failed together, applying them one by one: %r", len(items), exc)
+        for item in items:
+            await self._apply_item(item)
+
+    async def _decode(self, records: tuple[Any, ...]) -> list[_Item]:
+        """The (record, handler) pairs to apply, in arrival order; undecodable records are
+        dead-lettered here and events no handler wants (or its `when` rejects) are dropped."""
+        items: list[_Item] = []
+        for raw in records:
+            try:
+                envelope, payload = decode(raw.value or b"")
+            except MalformedEvent as exc:
+                await self.dead_letter(raw, str(exc), handler=None, attempts=1)
+                continue
+            for registration in self.router.handlers_for(envelope):
+                if registration.when is None or registration.when(payload):
+                    items.append(_Item(registration, envelope, payload, raw))
+        return items
+
+    async def _apply_item(self, item: _Item) -> None:
+        with _event_context(item.envelope):
+            started = time.perf_counter()
+            try:
+                await self._apply_with_retries(item.registration, item.envelope, item.payload, item.raw)
+            finally:
+                CONSUMER_HANDLING.labels(item.registration.name).observe(time.perf_counter() - started)
+
+    async def _apply_together(self, items: list[_Item]) -> None:
+        """All of `items` in one transaction: one inbox read and insert, the handlers in arrival
+        order (one aggregate's events keep their order), one outbox insert (UnitOfWork). Raises
+        if any of it fails; then nothing committed."""
+        outcome: dict[str, list[_Item]] = {}
+        durations: dict[str, float] = {}
+
+        async def work(tx: Tx) -> None:
+            outcome.clear()
+            durations.clear()
+            fresh = await claim_many(tx.db, tx.session, [(i.registration.name, i.envelope) for i in items])
+            planned = plan(items, [i.inbox_id for i in items], fresh)
+            for item in planned.apply:
+                with _event_context(item.envelope):
+                    started = time.perf_counter()
+                    await item.registration.fn(
+                        item.payload, HandlerContext(envelope=item.envelope, tx=tx, runtime=self.runtime)
+                    )
+                    durations[item.inbox_id] = time.perf_counter() - started
+            outcome["applied"], outcome["duplicates"] = planned.apply, planned.duplicates
+
+        await self.uow.run(work)
+        # Dying here (effects committed, offsets not) must not apply the events twice.
+        fail_point("consumer.after-apply")
+        for item in outcome["applied"]:
+            _processed.add(1, {"handler": item.registration.name, "type": item.envelope.type})
+            CONSUMER_APPLIED.labels(item.registration.name, item.envelope.type).inc()
+            CONSUMER_HANDLING.labels(item.registration.name).observe(durations.get(item.inbox_id, 0.0))
+        for item in outcome["duplicates"]:
+            self._count_duplicate(item.registration, item.envelope)
+
+    def _count_duplicate(self, registration: _Registration, envelope: Envelope) -> None:
+        _duplicates.add(1, {"handler": registration.name})
+        CONSUMER_DUPLICATES.labels(registration.name).inc()
+        log.info("skip duplicate event %s (%s) in %s", envelope.event_id, envelope.type, registration.name)
 
     async def _apply_with_retries(
         self, registration: _Registration, envelope: Envelope, payload: Event, raw: Any
@@ -240,9 +315,7 @@ class Dispatcher:
                 await self._apply_once(registration, envelope, payload)
                 return
             except AlreadyProcessed:
-                _duplicates.add(1, {"handler": registration.name})
-                CONSUMER_DUPLICATES.labels(registration.name).inc()
-                log.info("skip duplicate event %s (%s) in %s", envelope.event_id, envelope.type, registration.name)
+                self._count_duplicate(registration, envelope)
                 return
             except RejectEvent as exc:
                 await self.dead_letter(raw, f"rejected: {exc}", handler=registration.name, attempts=attempt)
@@ -314,6 +387,18 @@ class Dispatcher:
         _dead_lettered.add(1, {"topic": raw.topic})
         CONSUMER_DEAD_LETTERED.labels(raw.topic, handler or "none").inc()
         log.error("dead-lettered %s[%s]@%s: %s", raw.topic, raw.partition, raw.offset, reason)
+
+
+@contextlib.contextmanager
+def _event_context(envelope: Envelope) -> Iterator[None]:
+    """Events a handler emits are caused by `envelope` and keep its correlation id."""
+    cid_token = context.correlation_id.set(envelope.correlation_id)
+    cause_token = context.causation_id.set(envelope.event_id)
+    try:
+        yield
+    finally:
+        context.correlation_id.reset(cid_token)
+        context.causation_id.reset(cause_token)
 
 
 def _is_infrastructure(exc: BaseException) -> bool:

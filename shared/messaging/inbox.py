@@ -29,8 +29,40 @@ async def claim(
     """Record the event as processed by `handler`; raises AlreadyProcessed on a duplicate."""
     try:
         await db[INBOX].insert_one(
-            {"_id": f"{handler}:{envelope.event_id}", "type": envelope.type, "at": utcnow()},
+            {"_id": inbox_id(handler, envelope), "type": envelope.type, "at": utcnow()},
             session=session,
         )
     except DuplicateKeyError as exc:
         raise AlreadyProcessed(envelope.event_id) from exc
+
+
+def inbox_id(handler: str, envelope: Envelope) -> str:
+    return f"{handler}:{envelope.event_id}"
+
+
+async def claim_many(
+    db: AsyncIOMotorDatabase,  # type: ignore[type-arg]
+    session: AsyncIOMotorClientSession,
+    claims: list[tuple[str, Envelope]],
+) -> set[str]:
+    """Record many (handler, event) pairs with one read and one `insert_many`; returns the inbox
+    ids that were new (the caller applies only those, once each).
+
+    The ids already in the inbox are read first instead of letting the insert fail on them: on
+    MongoDB a write error aborts the whole transaction, so a duplicate must never reach the
+    insert. A duplicate that does (another consumer claimed it between our read and our insert)
+    raises DuplicateKeyError/BulkWriteError and aborts this transaction; the caller then applies
+    the events one transaction each, where `claim` skips it."""
+    wanted: dict[str, Envelope] = {}
+    for handler, envelope in claims:
+        wanted.setdefault(inbox_id(handler, envelope), envelope)
+    if not wanted:
+        return set()
+    seen = {doc["_id"] async for doc in db[INBOX].find({"_id": {"$in": list(wanted)}}, {"_id": 1}, session=session)}
+    fresh = [key for key in wanted if key not in seen]
+    if fresh:
+        at = utcnow()
+        await db[INBOX].insert_many(
+            [{"_id": key, "type": wanted[key].type, "at": at} for key in fresh], ordered=False, session=session
+        )
+    return set(fresh)

@@ -157,6 +157,20 @@ class Tx:
     events: list[tuple[Envelope, str]] = field(default_factory=list)
     public: list[PublicMessage] = field(default_factory=list)
     post_commit: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    deferred: dict[str, list[Any]] = field(default_factory=dict)
+    """Collection name -> pymongo write operations, sent as one bulk write per collection when
+    the function returns (`later`)."""
+    memo: dict[Any, Any] = field(default_factory=dict)
+    """What this transaction's functions wrote through `later` and may need to read back: a
+    deferred write is not in the database yet, so a later handler of the same batch would not
+    see it (e.g. the newest `at` projected for an order)."""
+
+    def later(self, collection: str, operation: Any) -> None:
+        """Write with this transaction, but in one bulk write per collection at its end (in the
+        order given), instead of one command each: for blind writes (projections, notices) of a
+        batch of events. Nothing in this transaction reads the document from the database
+        before the end; keep what must be read back in `memo`."""
+        self.deferred.setdefault(collection, []).append(operation)
 
     def after_commit(self, action: Callable[[], Awaitable[Any]]) -> None:
         """Run `action` once the transaction has committed (never if it aborts): for effects
@@ -206,6 +220,8 @@ class UnitOfWork:
                 nonlocal wrote_events
                 tx = Tx(db=self.mongo.db, session=s, producer=self.producer)
                 value = await fn(tx)
+                for collection, operations in tx.deferred.items():
+                    await self.mongo.db[collection].bulk_write(operations, ordered=True, session=s)
                 if tx.events or tx.public:
                     ts = _clock.now()
                     records = [outbox_record(env, topic, ts=ts, seq=i) for i, (env, topic) in enumerate(tx.events)]

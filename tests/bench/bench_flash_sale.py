@@ -51,14 +51,28 @@ async def writes_so_far(url: str) -> int:
     return int(counters["insert"] + counters["update"] + counters["delete"])
 
 
+async def writes_by_collection(url: str) -> dict[str, int]:
+    """Write commands so far per namespace (`top`'s writeLock count: insert, update, delete and
+    findAndModify commands, one per command however many documents it touches)."""
+    client: AsyncIOMotorClient[Any] = AsyncIOMotorClient(url)
+    totals = (await client.admin.command("top"))["totals"]
+    client.close()
+    return {ns: int(v["writeLock"]["count"]) for ns, v in totals.items() if ns != "note"}
+
+
 async def main() -> dict[str, Any]:
     run_dir = Path(".kameng/bench/flash-sale")
     async with platform_with_flows(run_dir) as (infra, flows):
         baseline = await raw_write_rate(infra["MONGODB_URL"])
         sale = await prepare(flows, buyers=BUYERS, keys=KEYS)
         writes_before = await writes_so_far(infra["MONGODB_URL"])
+        by_collection_before = await writes_by_collection(infra["MONGODB_URL"])
         await run(flows, sale)
         writes = await writes_so_far(infra["MONGODB_URL"]) - writes_before
+        by_collection = {
+            ns: n - by_collection_before.get(ns, 0)
+            for ns, n in (await writes_by_collection(infra["MONGODB_URL"])).items()
+        }
         await duplicate_deliveries(infra["KAFKA_BOOTSTRAP_SERVERS"])
     delivered = [o for o in sale.final.values() if o["status"] == "delivered"]
     pay_to_delivery = [
@@ -83,6 +97,11 @@ async def main() -> dict[str, Any]:
         "mongo_writes_per_delivered_order": round(writes_per_order, 1),
         "ceiling_orders_per_second": round(ceiling, 1),
         "ratio_to_ceiling": round(delivered_per_second / ceiling, 3),
+        "writes_per_delivered_order_by_collection": {
+            ns: round(n / max(len(delivered), 1), 2)
+            for ns, n in sorted(by_collection.items(), key=lambda kv: -kv[1])
+            if n
+        },
     }
 
 

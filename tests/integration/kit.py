@@ -100,7 +100,9 @@ class Node:
         original = self.dispatcher.dispatch
 
         async def counting(message: Any) -> None:
-            self.deliveries[_event_id(message.raw_message)] += 1
+            raw = message.raw_message  # one record, or a batch's tuple of them
+            for record in raw if isinstance(raw, tuple) else (raw,):
+                self.deliveries[_event_id(record)] += 1
             await original(message)
 
         self.dispatcher.dispatch = counting  # type: ignore[method-assign]

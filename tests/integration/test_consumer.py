@@ -202,3 +202,40 @@ async def test_a_filtered_out_event_costs_no_transaction(test_env: dict[str, str
 
 async def _exists(node: Node, thing_id: str) -> bool:
     return await node.mongo.db.things.find_one({"_id": thing_id}) is not None
+
+
+async def test_a_backlog_is_applied_in_batches_once_each_and_bad_events_dead_lettered(
+    test_env: dict[str, str], producer: AIOKafkaProducer
+) -> None:
+    """Events waiting when the consumer starts come in polls of many records (Decision 31): each
+    good one applied once (duplicates inside the backlog skipped), the bad ones dead-lettered
+    without losing their neighbours (order per key: tests/unit/test_consumer_batches.py)."""
+    node = _node(consumer_max_attempts=2)
+    await node.setup()
+    db, topic = node.mongo.db, node.topic
+    await db.flags.insert_one({"_id": "broken"})
+    good = [_envelope(node, f"k{i % 4}", i + 1) for i in range(24) if i + 1 != 13]
+    rejected, failing = _envelope(node, "k1", -5), _envelope(node, "k2", 13)
+    backlog = [*good[:10], rejected, good[3], *good[10:16], failing, good[12], *good[16:]]
+    for env in backlog:
+        key = msgspec.json.decode(env.data)["thing_id"].encode()
+        await _send(producer, topic, encode_envelope(env), key=key, event_id=env.event_id)
+
+    node.consume()
+    await node.start()
+    try:
+        await node.wait_for(lambda: _delivered(node, good[-1].event_id, 1))
+        await node.wait_for(lambda: _inbox_holds(node, len(good)))
+        for k in range(4):
+            mine = [e for e in good if msgspec.json.decode(e.data)["thing_id"] == f"k{k}"]
+            doc = await db.things.find_one({"_id": f"k{k}"})
+            total = sum(msgspec.json.decode(e.data)["amount"] for e in mine)
+            assert doc == {"_id": f"k{k}", "applied": len(mine), "total": total}
+        letters = {d.event_id for d in await dlq.read_dead_letters(node.settings.kafka_bootstrap_servers, topic)}
+        assert letters == {rejected.event_id, failing.event_id}
+    finally:
+        await node.close()
+
+
+async def _inbox_holds(node: Node, count: int) -> bool:
+    return await node.mongo.db.inbox.count_documents({}) == count

@@ -54,6 +54,20 @@ async def test_supply_changes_apply_once_per_op(inventory: Inventory) -> None:
     assert (await inventory.stock(sku)).supply == 98
 
 
+async def test_a_claim_hands_the_orders_hold_over_in_one_step(inventory: Inventory) -> None:
+    """Keys leaving supply for an order release its hold in the same script: `sellable` never
+    counts them twice (out of supply and still held), and the order's own release finds nothing."""
+    sku = new_id()
+    await inventory.adjust_supply(sku, 3, op_id="import-1")
+    await inventory.set_holds_if_missing(sku, {})
+    assert (await inventory.hold(sku, "o1", 2)).ok
+    assert await inventory.adjust_supply(sku, -2, op_id="claim-o1", hands_over="o1") == 1
+    assert await inventory.stock(sku) == Stock(supply=1, held=0)
+    assert await inventory.adjust_supply(sku, -2, op_id="claim-o1", hands_over="o1") is None  # redelivered
+    assert await inventory.release(sku, "o1") == 0  # the order hears of the delivery later
+    assert (await inventory.stock(sku)).sellable == 1
+
+
 async def test_rebuild_after_redis_lost_everything(inventory: Inventory) -> None:
     sku = new_id()
     await inventory.adjust_supply(sku, 10, op_id="import")

@@ -189,7 +189,7 @@ class FakeInventory:
     async def known(self, sku_id: str) -> bool:
         return True
 
-    async def adjust_supply(self, sku_id: str, delta: int, op_id: str) -> int | None:
+    async def adjust_supply(self, sku_id: str, delta: int, op_id: str, *, hands_over: str | None = None) -> int | None:
         if op_id in self.ops:
             return None
         self.ops.append(op_id)

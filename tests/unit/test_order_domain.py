@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.order.domain import (
+    ETA_SAMPLES,
     TRANSITIONS,
     Buyer,
     Status,
@@ -12,6 +13,7 @@ from services.order.domain import (
     may_cancel,
     may_urge,
     quote,
+    with_delivery_time,
 )
 from shared.contracts.catalog import RecipientField, SkuChanged, WholesaleTier
 from shared.recipients import carrier_of, validate_recipient
@@ -118,3 +120,13 @@ def test_urge_needs_a_paid_order_and_a_wait() -> None:
     assert may_urge(Status.PAID, NOW - timedelta(minutes=5), None, NOW, 15) is not None
     assert may_urge(Status.DELIVERING, paid, NOW - timedelta(minutes=1), NOW, 15) is not None  # just urged
     assert may_urge(Status.PENDING_PAYMENT, None, None, NOW, 15) is not None
+
+
+def test_a_delivery_time_is_kept_once_per_order_among_the_latest() -> None:
+    samples = [float(i) for i in range(ETA_SAMPLES)]
+    orders = [f"o{i}" for i in range(ETA_SAMPLES)]
+    kept = with_delivery_time(samples, orders, "new", 99.0)
+    assert kept is not None
+    assert kept[0][-1] == 99.0 and len(kept[0]) == ETA_SAMPLES and kept[0][0] == 1.0  # oldest dropped
+    assert kept[1][-1] == "new" and len(kept[1]) == ETA_SAMPLES
+    assert with_delivery_time(samples, orders, "o3", 5.0) is None  # a redelivered delivery

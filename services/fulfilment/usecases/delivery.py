@@ -32,26 +32,29 @@ from shared.messaging.outbox import Tx
 
 async def start_delivery(tx: Tx, deps: FulfilmentDeps, paid: OrderPaid) -> None:
     now = utcnow()
-    opened = await deps.store.open_delivery(
-        tx,
-        {
-            "_id": paid.order_id,
-            "user_id": paid.user_id,
-            "sku_id": paid.sku_id,
-            "quantity": paid.quantity,
-            "mode": paid.delivery_mode,
-            "recipient": paid.recipient,
-            "partner_key_id": paid.partner_key_id,
-            "face_value_cents": paid.face_value_cents,
-            "validity_days": paid.validity_days,
-            "status": DeliveryStatus.PENDING.value,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
-    if not opened:
+    opening: dict[str, Any] = {
+        "_id": paid.order_id,
+        "user_id": paid.user_id,
+        "sku_id": paid.sku_id,
+        "quantity": paid.quantity,
+        "mode": paid.delivery_mode,
+        "recipient": paid.recipient,
+        "partner_key_id": paid.partner_key_id,
+        "face_value_cents": paid.face_value_cents,
+        "validity_days": paid.validity_days,
+        "status": DeliveryStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if paid.delivery_mode not in ("direct", "manual"):
+        # Auto: the keys are claimed in this same transaction, so the delivery is written once,
+        # already closed, instead of opened and then closed (one write fewer per order).
+        if await deps.store.get_delivery(paid.order_id, tx=tx) is None:
+            await deliver_auto(tx, deps, paid, opening)
+        return
+    if not await deps.store.open_delivery(tx, opening):
         return  # this order already has its delivery
     if paid.delivery_mode == "direct":
         tx.emit(
@@ -74,15 +77,14 @@ async def start_delivery(tx: Tx, deps: FulfilmentDeps, paid: OrderPaid) -> None:
                 order_id=paid.order_id, user_id=paid.user_id, mode="manual", estimated_minutes=MANUAL_ESTIMATE_MINUTES
             )
         )
-    else:
-        await deliver_auto(tx, deps, paid)
 
 
-async def deliver_auto(tx: Tx, deps: FulfilmentDeps, paid: OrderPaid) -> None:
-    """Hand a paid order its card keys from the vault, all or nothing."""
+async def deliver_auto(tx: Tx, deps: FulfilmentDeps, paid: OrderPaid, opening: dict[str, Any]) -> None:
+    """Hand a paid order its card keys from the vault, all or nothing; `opening` is the new
+    delivery, written once with its outcome."""
     sku = await deps.store.get_sku(paid.sku_id)
     if sku is not None and sku.get("key_mode") == "reusable":
-        await deliver_reusable(tx, deps, paid)
+        await deliver_reusable(tx, deps, paid, opening)
         return
     ids = await deps.store.claim_keys(tx, paid.sku_id, paid.order_id, paid.quantity, user_id=paid.user_id)
     fail_point("fulfilment.after-claim")
@@ -91,29 +93,40 @@ async def deliver_auto(tx: Tx, deps: FulfilmentDeps, paid: OrderPaid) -> None:
         # taken and fail the delivery, so the order is refunded; never a partial, silent delivery.
         await deps.store.release_keys(tx, ids, paid.order_id)
         await finish(
-            tx, deps.store, paid.order_id, succeeded=False, reason=f"only {len(ids)} of {paid.quantity} card keys left"
+            tx,
+            deps.store,
+            paid.order_id,
+            succeeded=False,
+            reason=f"only {len(ids)} of {paid.quantity} card keys left",
+            opening=opening,
         )
         return
-    await finish(tx, deps.store, paid.order_id, succeeded=True, fields={"key_ids": ids, "sku_id": paid.sku_id})
+    fields = {"key_ids": ids, "sku_id": paid.sku_id}
+    if await finish(tx, deps.store, paid.order_id, succeeded=True, fields=fields, opening=opening) is None:
+        return  # another delivery of this order was written meanwhile: it owns these keys
 
     async def take_out_of_supply() -> None:
-        await apply_supply_soon(deps.store, deps.inventory, paid.sku_id, -len(ids), claim_op(paid.order_id))
+        await apply_supply_soon(
+            deps.store, deps.inventory, paid.sku_id, -len(ids), claim_op(paid.order_id), hands_over=paid.order_id
+        )
 
     tx.after_commit(take_out_of_supply)
 
 
-async def deliver_reusable(tx: Tx, deps: FulfilmentDeps, paid: OrderPaid) -> None:
+async def deliver_reusable(tx: Tx, deps: FulfilmentDeps, paid: OrderPaid, opening: dict[str, Any]) -> None:
     """循环卡密: every buyer gets the SKU's current reusable key (the newest usable one), which
     stays available; nothing leaves supply. No usable key at all fails the delivery (refund)."""
     key = await deps.store.reusable_key(tx, paid.sku_id, utcnow())
     if key is None:
-        await finish(tx, deps.store, paid.order_id, succeeded=False, reason="no reusable key in the vault")
+        await finish(
+            tx, deps.store, paid.order_id, succeeded=False, reason="no reusable key in the vault", opening=opening
+        )
         return
     key_id, expires_at = key
     fields: dict[str, Any] = {"reusable_key_id": key_id, "sku_id": paid.sku_id}
     if expires_at is not None:
         fields["key_expires_at"] = expires_at  # for the expiry reminder (the key itself stays available)
-    await finish(tx, deps.store, paid.order_id, succeeded=True, fields=fields)
+    await finish(tx, deps.store, paid.order_id, succeeded=True, fields=fields, opening=opening)
 
 
 async def finish(
@@ -125,9 +138,11 @@ async def finish(
     reason: str | None = None,
     only_from: DeliveryStatus | None = None,
     fields: dict[str, Any] | None = None,
+    opening: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Close a delivery (guarded by `domain.DELIVERY`, narrowed to `only_from`) and tell the order
-    service; None when the table refuses it (already closed: a late callback, a repeated click)."""
+    service; None when the table refuses it (already closed: a late callback, a repeated click).
+    With `opening` the delivery is new: it is inserted already closed (None if the order has one)."""
     now = utcnow()
     target = DeliveryStatus.SUCCEEDED if succeeded else DeliveryStatus.FAILED
     update: dict[str, Any] = {"updated_at": now, **(fields or {})}
@@ -135,7 +150,13 @@ async def finish(
         update["delivered_at"] = now
     else:
         update["reason"] = reason
-    doc = await store.move_delivery(tx, order_id, target, only_from=only_from, set_=update)
+    doc: dict[str, Any] | None
+    if opening is not None:
+        doc = {**opening, "status": target.value, **update}
+        if not await store.open_delivery(tx, doc):
+            return None
+    else:
+        doc = await store.move_delivery(tx, order_id, target, only_from=only_from, set_=update)
     if doc is None:
         return None
     if succeeded:
@@ -184,4 +205,6 @@ async def claimed_keys_leave_supply(tx: Tx, deps: FulfilmentDeps, event: Fulfilm
     assert event.sku_id is not None
     delivery = await deps.store.get_delivery(event.order_id, tx=tx)
     claimed = len(delivery.get("key_ids", [])) if delivery else event.quantity
-    await apply_supply(deps.store, deps.inventory, event.sku_id, -claimed, claim_op(event.order_id))
+    await apply_supply(
+        deps.store, deps.inventory, event.sku_id, -claimed, claim_op(event.order_id), hands_over=event.order_id
+    )

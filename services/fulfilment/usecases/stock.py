@@ -27,7 +27,9 @@ from shared.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-async def apply_supply(store: FulfilmentStore, inventory: Inventory, sku_id: str, delta: int, op_id: str) -> None:
+async def apply_supply(
+    store: FulfilmentStore, inventory: Inventory, sku_id: str, delta: int, op_id: str, *, hands_over: str | None = None
+) -> None:
     """Apply a committed supply change once. When Redis has no counter for the SKU (it lost its
     data, markers included), a delta would start a wrong counter (a disable on nothing gives -1,
     and a counter that exists is not rebuilt on start): rebuild from the vault instead, which
@@ -35,15 +37,17 @@ async def apply_supply(store: FulfilmentStore, inventory: Inventory, sku_id: str
     if not await inventory.known(sku_id):
         await rebuild(store, inventory, sku_id, only_missing=True)
         return
-    result = await inventory.adjust_supply(sku_id, delta, op_id=op_id)
+    result = await inventory.adjust_supply(sku_id, delta, op_id=op_id, hands_over=hands_over)
     if result is None:
         log.info("supply change %s of SKU %s was already applied", op_id, sku_id)
 
 
-async def apply_supply_soon(store: FulfilmentStore, inventory: Inventory, sku_id: str, delta: int, op_id: str) -> None:
+async def apply_supply_soon(
+    store: FulfilmentStore, inventory: Inventory, sku_id: str, delta: int, op_id: str, *, hands_over: str | None = None
+) -> None:
     """The fast path after a commit; its failure is logged, the event handler will apply it."""
     try:
-        await apply_supply(store, inventory, sku_id, delta, op_id)
+        await apply_supply(store, inventory, sku_id, delta, op_id, hands_over=hands_over)
     except Exception as exc:
         log.warning("supply change %s of SKU %s deferred to its event: %r", op_id, sku_id, exc)
 

@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 
 from services.order.deps import OrderDeps
-from services.order.domain import p90
+from services.order.domain import p90, with_delivery_time
 from shared.contracts.catalog import SkuChanged
 from shared.contracts.order import DeliveryTimeObserved
 from shared.messaging.outbox import Tx
@@ -25,10 +25,16 @@ async def observe_delivery(tx: Tx, deps: OrderDeps, order_id: str, delivered_at:
     if order is None or order.get("paid_at") is None:
         return
     seconds = max((delivered_at - order["paid_at"]).total_seconds(), 0.0)
-    samples = await deps.store.add_delivery_time(tx, order["sku_id"], order_id, seconds)
+    sku_id = order["sku_id"]
+    times = await deps.store.delivery_times(tx, sku_id)
+    kept = with_delivery_time(times["samples"], times["orders"], order_id, seconds)
+    if kept is None:
+        return  # this order's time is already among them
+    samples, orders = kept
     observed = p90(samples)
-    if samples and await deps.store.set_observed_eta(tx, order["sku_id"], observed):
-        tx.emit(DeliveryTimeObserved(sku_id=order["sku_id"], p90_seconds=observed, samples=len(samples)))
+    deps.store.keep_delivery_times(tx, sku_id, {"samples": samples, "orders": orders, "p90": observed})
+    if observed != times["p90"]:
+        tx.emit(DeliveryTimeObserved(sku_id=sku_id, p90_seconds=observed, samples=len(samples)))
 
 
 async def observed(deps: OrderDeps, sku_id: str) -> int | None:

@@ -53,9 +53,13 @@ class FeedStore(Collections):
         await self.db[FEED_REPLAYS].insert_one(doc, session=tx.session)
 
     async def claim_replay(self, *, now: datetime, lease_until: datetime) -> dict[str, Any] | None:
-        """One replay to work on (oldest first) that no live worker holds, leased to us."""
+        """One replay to work on (oldest first) that no live worker holds, leased to us. Looked
+        for with a read first: the loop polls, and an idle poll should not cost a write."""
+        claimable = {**REPLAY_FLOW.guard(ReplayStatus.RUNNING), "lease_until": {"$lt": now}}
+        if await self.db[FEED_REPLAYS].find_one(claimable, {"_id": 1}) is None:
+            return None
         doc = await self.db[FEED_REPLAYS].find_one_and_update(
-            {**REPLAY_FLOW.guard(ReplayStatus.RUNNING), "lease_until": {"$lt": now}},
+            claimable,
             {"$set": {"status": ReplayStatus.RUNNING.value, "lease_until": lease_until}},
             sort=[("requested_at", 1)],
             return_document=ReturnDocument.AFTER,

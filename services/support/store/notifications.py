@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from pymongo import UpdateOne
+from pymongo import InsertOne, UpdateOne
 
 from services.support.store.claims import claim_due
 from services.support.store.schema import NOTIFICATIONS, Collections
@@ -14,7 +14,9 @@ from shared.messaging.outbox import Tx
 
 class NotificationStore(Collections):
     async def add_notification(self, doc: dict[str, Any], *, tx: Tx) -> None:
-        await self.db[NOTIFICATIONS].insert_one(doc, session=tx.session)
+        # With the transaction's other notices in one insert (a batch of order changes tells
+        # many buyers); nothing reads a notice back in the transaction that writes it.
+        tx.later(NOTIFICATIONS, InsertOne(doc))
 
     async def notifications_of(
         self, user_id: str, *, unread_only: bool, skip: int, limit: int

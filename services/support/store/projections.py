@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
+from pymongo import UpdateOne
+
 from services.support.store.schema import CONTACTS, ORDERS, URGES, Collections, session_of
 from shared.messaging.outbox import Tx
 
@@ -18,13 +20,17 @@ class ProjectionStore(Collections):
 
     async def project_order(self, order_id: str, fields: dict[str, Any], *, tx: Tx) -> None:
         """Keep the newest change. One order's events arrive in order (one partition); the `at`
-        check only keeps a replayed old event from winding the projection back."""
-        coll = self.db[ORDERS]
-        current = await coll.find_one({"_id": order_id}, {"at": 1}, session=tx.session)
-        if current is None:
-            await coll.insert_one({"_id": order_id, **fields}, session=tx.session)
-        elif current["at"] <= fields["at"]:
-            await coll.update_one({"_id": order_id}, {"$set": fields}, session=tx.session)
+        check only keeps a replayed old event from winding the projection back. Written with
+        the transaction's other projections in one bulk write (`Tx.later`); the `at` an earlier
+        event of the same batch projected is read back from the transaction's memo."""
+        projected = tx.memo.get((ORDERS, order_id))
+        if projected is None:
+            current = await self.db[ORDERS].find_one({"_id": order_id}, {"at": 1}, session=tx.session)
+            projected = current["at"] if current is not None else None
+        if projected is not None and projected > fields["at"]:
+            return
+        tx.memo[(ORDERS, order_id)] = fields["at"]
+        tx.later(ORDERS, UpdateOne({"_id": order_id}, {"$set": fields}, upsert=True))
 
     async def mark_refunded_by(self, order_id: str, ticket_id: str, *, tx: Tx) -> bool:
         """One refund per order: False when another ticket already got it."""
@@ -56,7 +62,10 @@ class ProjectionStore(Collections):
         )
 
     async def settle_urge(self, order_id: str, *, at: datetime, because: str, tx: Tx) -> None:
-        """Close the order's open urge, if it has one: the order settled."""
+        """Close the order's open urge, if it has one: the order settled. Looked for first:
+        most orders were never urged, and a read costs the database less than a write."""
+        if await self.db[URGES].find_one({"_id": order_id, "open": True}, {"_id": 1}, session=tx.session) is None:
+            return
         await self.db[URGES].update_one(
             {"_id": order_id, "open": True},
             {"$set": {"open": False, "closed_at": at, "closed_because": because}},
