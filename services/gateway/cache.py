@@ -51,6 +51,40 @@ class Kept:
     """The level of the caller it was made for (None: anonymous); compared when `vary_level`."""
     vary_level: bool
     stored_at: float
+    reads: tuple[Command, ...] = ()
+    """The commands that read `facts` now (`fact_reads`), made once when the answer is kept."""
+
+
+def hash_tag(key: str) -> str | None:
+    """The part of a key Redis Cluster places it by (`{...}`), None when it has none."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    return key[start + 1 : end] if end > start + 1 else None
+
+
+def fact_reads(keys: Sequence[str]) -> tuple[Command, ...]:
+    """The reads of `keys`, in order: one MGET for neighbouring keys of one hash tag (a SKU's
+    stock counters sit in one slot, so this holds on a cluster too), a GET for any other."""
+    reads: list[Command] = []
+    i = 0
+    while i < len(keys):
+        tag, j = hash_tag(keys[i]), i + 1
+        while tag is not None and j < len(keys) and hash_tag(keys[j]) == tag:
+            j += 1
+        reads.append(("MGET", *keys[i:j]) if j - i > 1 else ("GET", keys[i]))
+        i = j
+    return tuple(reads)
+
+
+def flat(replies: Sequence[Any], reads: Sequence[Command]) -> list[Any]:
+    """The value of each key, in order, from the replies to `fact_reads`."""
+    values: list[Any] = []
+    for reply, command in zip(replies, reads, strict=True):
+        if command[0] == "MGET":
+            values.extend(reply)
+        else:
+            values.append(reply)
+    return values
 
 
 @dataclass
@@ -93,7 +127,7 @@ class KeptAnswers:
         found = self._entries.get((relative, query, level)) or self._entries.get((relative, query, _ANY_LEVEL))
         if found is None or self.clock() - found.stored_at >= self.max_age:
             return Lookup((relative, query), level)
-        return Lookup((relative, query), level, found, tuple(("GET", key) for key, _ in found.facts))
+        return Lookup((relative, query), level, found, found.reads)
 
     def answer(self, lookup: Lookup, read: Sequence[Any] | None, level: str | None) -> Kept | None:
         """The kept answer when its facts still hold (`read`: their values now, in order) for
@@ -103,7 +137,10 @@ class KeptAnswers:
             entry is not None
             and read is not None
             and (not entry.vary_level or entry.level == level)
-            and all(edge_cache.reading(now) == then for now, (_, then) in zip(read, entry.facts, strict=True))
+            and all(
+                edge_cache.reading(now) == then
+                for now, (_, then) in zip(flat(read, entry.reads), entry.facts, strict=True)
+            )
         )
         (_HIT if fresh else _MISS).inc()
         return entry if fresh else None
@@ -128,4 +165,5 @@ class KeptAnswers:
             level=level,
             vary_level=validity.vary_level,
             stored_at=self.clock(),
+            reads=fact_reads([key for key, _ in validity.facts]),
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.gateway.cache import KeptAnswers, Lookup
+from services.gateway.cache import KeptAnswers, Lookup, fact_reads, hash_tag
 from shared import edge_cache
 
 GEN = "catalog:browse:generation"
@@ -32,7 +32,7 @@ def keep(kept: KeptAnswers, path: str, level: str | None, body: bytes, header: s
 def answer(kept: KeptAnswers, path: str, level: str | None, redis: dict[str, Any], query: str = "") -> bytes | None:
     """What the gateway sends for a request, reading the facts from `redis` as the edge would."""
     lookup = kept.lookup(path, query, level)
-    read = [redis.get(key) for _, key in lookup.reads]
+    read = [[redis.get(k) for k in c[1:]] if c[0] == "MGET" else redis.get(c[1]) for c in lookup.reads]
     found = kept.answer(lookup, read, level)
     return found.body if found else None
 
@@ -114,3 +114,18 @@ def test_only_plain_catalog_reads_are_candidates() -> None:
     assert not kept.candidate("GET", "order", {})
     assert not kept.candidate("GET", "catalog", {"X-Kameng-Site": "shop1"})  # the site's prices, read live
     assert not kept.candidate("GET", "catalog", {"x-api-key": "k1"})  # partners are signed per request
+
+
+def test_a_skus_counters_are_read_with_one_mget_and_other_keys_one_by_one() -> None:
+    held = "inv:{s1}:held"
+    assert hash_tag(SUPPLY) == "s1" and hash_tag(GEN) is None and hash_tag("a{}b") is None
+    assert fact_reads([GEN, SUPPLY, held, "inv:{s2}:supply"]) == (
+        ("GET", GEN),
+        ("MGET", SUPPLY, held),
+        ("GET", "inv:{s2}:supply"),
+    )
+    kept = KeptAnswers(clock=Clock())
+    facts = [(GEN, b"6"), (SUPPLY, b"5"), (held, None)]
+    keep(kept, "catalog/products/p1", None, b"page", declared(facts, vary_level=True))
+    assert answer(kept, "catalog/products/p1", None, {GEN: b"6", SUPPLY: b"5"}) == b"page"
+    assert answer(kept, "catalog/products/p1", None, {GEN: b"6", SUPPLY: b"5", held: b"1"}) is None
