@@ -41,7 +41,8 @@ from typing import Any, TypeVar
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from opentelemetry import metrics
+from opentelemetry import metrics, propagate, trace
+from opentelemetry.trace import SpanKind
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -66,6 +67,7 @@ from shared.runtime import Runtime
 
 log = logging.getLogger(__name__)
 _meter = metrics.get_meter("kameng.consumer")
+_tracer = trace.get_tracer("kameng.consumer")
 _processed = _meter.create_counter("kameng.consumer.processed", description="events applied")
 _duplicates = _meter.create_counter("kameng.consumer.duplicates", description="redeliveries skipped")
 _dead_lettered = _meter.create_counter("kameng.consumer.dead_lettered", description="events sent to a DLQ")
@@ -232,7 +234,8 @@ class Dispatcher:
     async def dispatch(self, message: Any) -> None:
         """One polled record, or a batch of them (`raw_message` is then a tuple of records)."""
         raw = message.raw_message
-        items = await self._decode(raw if isinstance(raw, tuple) else (raw,))
+        batched = isinstance(raw, tuple)
+        items = await self._decode(raw if batched else (raw,))
         if len(items) > 1:
             try:
                 await self._apply_together(items)
@@ -242,7 +245,7 @@ class Dispatcher:
                 # retries, dead letters and duplicates are decided per message as before.
                 log.warning("batch of %d events failed together, applying them one by one: %r", len(items), exc)
         for item in items:
-            await self._apply_item(item)
+            await self._apply_item(item, own_span=batched)
 
     async def _decode(self, records: tuple[Any, ...]) -> list[_Item]:
         """The (record, handler) pairs to apply, in arrival order; undecodable records are
@@ -259,8 +262,11 @@ class Dispatcher:
                     items.append(_Item(registration, envelope, payload, raw))
         return items
 
-    async def _apply_item(self, item: _Item) -> None:
-        with _event_context(item.envelope):
+    async def _apply_item(self, item: _Item, *, own_span: bool = False) -> None:
+        """One event in its own transaction(s). `own_span`: it came in a batch, whose span
+        FastStream made for the poll, so the event gets a span of its own (`_event_span`)."""
+        span = _event_span(item) if own_span else contextlib.nullcontext()
+        with _event_context(item.envelope), span:
             started = time.perf_counter()
             try:
                 await self._apply_with_retries(item.registration, item.envelope, item.payload, item.raw)
@@ -280,7 +286,7 @@ class Dispatcher:
             fresh = await claim_many(tx.db, tx.session, [(i.registration.name, i.envelope) for i in items])
             planned = plan(items, [i.inbox_id for i in items], fresh)
             for item in planned.apply:
-                with _event_context(item.envelope):
+                with _event_context(item.envelope), _event_span(item):
                     started = time.perf_counter()
                     await item.registration.fn(
                         item.payload, HandlerContext(envelope=item.envelope, tx=tx, runtime=self.runtime)
@@ -399,6 +405,32 @@ def _event_context(envelope: Envelope) -> Iterator[None]:
     finally:
         context.correlation_id.reset(cid_token)
         context.causation_id.reset(cause_token)
+
+
+@contextlib.contextmanager
+def _event_span(item: _Item) -> Iterator[None]:
+    """A CONSUMER span for one event applied in a batch, the child of the producer's span whose
+    context the record carries in its headers. FastStream's own span covers a batch's poll, not
+    each of its messages, so without this a trace would end at the bus; and what the handler
+    emits is recorded under this span (`Tx.emit`), so the trace goes on downstream."""
+    raw = item.raw
+    carrier = {
+        name: value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        for name, value in (getattr(raw, "headers", None) or ())
+    }
+    topic = getattr(raw, "topic", "")
+    with _tracer.start_as_current_span(
+        f"{topic} process",
+        context=propagate.extract(carrier),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": topic,
+            "messaging.message.id": item.envelope.event_id,
+            "kameng.handler": item.registration.name,
+        },
+    ):
+        yield
 
 
 def _is_infrastructure(exc: BaseException) -> bool:

@@ -81,11 +81,20 @@ class _Clock:
 _clock = _Clock()
 
 
-def outbox_record(envelope: Envelope, topic: str, *, ts: int, seq: int) -> dict[str, Any]:
-    """The outbox document for one event. The current trace context is stored with it so the
-    relay's publish span (and the consumer's span after it) join the trace that caused it."""
-    trace: dict[str, str] = {}
-    propagate.inject(trace)
+def current_trace() -> dict[str, str]:
+    """The current trace context, as the headers that carry it (W3C traceparent...)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def outbox_record(
+    envelope: Envelope, topic: str, *, ts: int, seq: int, trace: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The outbox document for one event. The trace context of the work that emitted it (`trace`,
+    taken at `Tx.emit`; else the current one) is stored with it, so the relay's publish span
+    (and the consumer's span after it) join the trace that caused it."""
+    trace = current_trace() if trace is None else trace
     return {
         "_id": envelope.event_id,
         "topic": topic,
@@ -110,6 +119,7 @@ def public_record(
     ts: int,
     seq: int,
     record_id: str | None = None,
+    trace: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """An outbox document whose value is published as is, without our envelope: for public
     topics (the partner feed) whose schema outside systems depend on. The relay treats it like
@@ -119,8 +129,7 @@ def public_record(
     feed replay: the record gets its own id and keeps `event_id` for the header. Crash recovery
     does not recognise such a copy on the topic, so after a crash between publish and mark it
     may go out twice (partners deduplicate on `event_id` anyway)."""
-    trace: dict[str, str] = {}
-    propagate.inject(trace)
+    trace = current_trace() if trace is None else trace
     extra = {"event_id": event_id} if record_id not in (None, event_id) else {}
     return {
         "_id": record_id or event_id,
@@ -145,6 +154,7 @@ class PublicMessage:
     type: str
     value: bytes
     record_id: str | None = None
+    trace: dict[str, str] | None = None
 
 
 @dataclass
@@ -155,6 +165,9 @@ class Tx:
     session: AsyncIOMotorClientSession
     producer: str
     events: list[tuple[Envelope, str]] = field(default_factory=list)
+    traces: list[dict[str, str]] = field(default_factory=list)
+    """The trace context each of `events` was emitted under: a batch of consumed events commits
+    together, and each emitted event must stay in the trace of the event that caused it."""
     public: list[PublicMessage] = field(default_factory=list)
     post_commit: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     deferred: dict[str, list[Any]] = field(default_factory=dict)
@@ -181,6 +194,7 @@ class Tx:
     def emit(self, payload: Event, *, event_id: str | None = None) -> Envelope:
         envelope = build_envelope(payload, producer=self.producer, event_id=event_id)
         self.events.append((envelope, spec_for(type(payload)).topic))
+        self.traces.append(current_trace())
         return envelope
 
     def emit_public(
@@ -190,7 +204,15 @@ class Tx:
         `event_id` is the `event_id` header and, unless `record_id` is given (to publish an
         event again), the outbox id: either must be unique."""
         self.public.append(
-            PublicMessage(event_id=event_id, topic=topic, key=key, type=type_, value=value, record_id=record_id)
+            PublicMessage(
+                event_id=event_id,
+                topic=topic,
+                key=key,
+                type=type_,
+                value=value,
+                record_id=record_id,
+                trace=current_trace(),
+            )
         )
 
 
@@ -224,7 +246,11 @@ class UnitOfWork:
                     await self.mongo.db[collection].bulk_write(operations, ordered=True, session=s)
                 if tx.events or tx.public:
                     ts = _clock.now()
-                    records = [outbox_record(env, topic, ts=ts, seq=i) for i, (env, topic) in enumerate(tx.events)]
+                    traces = tx.traces + [None] * (len(tx.events) - len(tx.traces))
+                    records = [
+                        outbox_record(env, topic, ts=ts, seq=i, trace=trace)
+                        for i, ((env, topic), trace) in enumerate(zip(tx.events, traces, strict=True))
+                    ]
                     records += [
                         public_record(
                             event_id=m.event_id,
@@ -235,6 +261,7 @@ class UnitOfWork:
                             ts=ts,
                             seq=len(tx.events) + i,
                             record_id=m.record_id,
+                            trace=m.trace,
                         )
                         for i, m in enumerate(tx.public)
                     ]
