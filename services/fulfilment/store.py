@@ -112,7 +112,10 @@ def disable_op(key_id: str) -> str:
 
 
 def _usable(now: datetime) -> dict[str, Any]:
-    return {"$or": [{"expires_at": None}, {"expires_at": {"$gt": now}}]}
+    """Not expired: no expiry (missing or null) or one after `now`. Written as `$not` of the
+    expired range rather than an `$or` of the two cases: the same keys, but the embedded server
+    answers an `$or` by scanning the whole collection (0.67 s at 60,000 keys against 2 ms)."""
+    return {"expires_at": {"$not": {"$lte": now}}}
 
 
 async def unsettled_batches(db: Db, sku_id: str, session: Session = None) -> list[str]:
@@ -486,16 +489,22 @@ async def supply_truth(db: Db, sku_id: str, now: datetime) -> tuple[int, list[st
             )
         ]
         orders: set[str] = set()
-        async for d in db[CARD_KEYS].find(
-            {
-                "sku_id": sku_id,
-                "status": {"$in": ["sold", "disabled"]},
-                "$or": [{"sold_at": {"$gte": since}}, {"disabled_at": {"$gte": since}}],
-                "batch_disabled": {"$ne": True},  # counted by their batch's op
-            },
-            {"order_id": 1, "status": 1},
-            session=session,
-        ):
+        # Sold or disabled within the horizon: two indexed reads, not one `$or`, which the
+        # embedded server answers by scanning every key of every SKU (seconds at 100,000 keys).
+        changed: dict[Any, dict[str, Any]] = {}
+        for when in ("sold_at", "disabled_at"):
+            async for d in db[CARD_KEYS].find(
+                {
+                    "sku_id": sku_id,
+                    "status": {"$in": ["sold", "disabled"]},
+                    when: {"$gte": since},
+                    "batch_disabled": {"$ne": True},  # counted by their batch's op
+                },
+                {"order_id": 1, "status": 1},
+                session=session,
+            ):
+                changed[d["_id"]] = d
+        for d in changed.values():
             if d["status"] == "sold":
                 orders.add(claim_op(d["order_id"]))
             else:

@@ -162,7 +162,9 @@ class IdentityStore:
         """Record `step` as the last used one if it is later than the last; False when it is not.
         Conditional, so a code is usable once even by two concurrent requests."""
         result = await self.db[USERS].update_one(
-            {"_id": user_id, "$or": [{"totp.last_step": None}, {"totp.last_step": {"$lt": step}}]},
+            # None or earlier than `step`, as `$not` of the later range: an `$or` here made the
+            # embedded server scan every user (0.6 s at 60,000) before it used the `_id`.
+            {"_id": user_id, "totp.last_step": {"$not": {"$gte": step}}},
             {"$set": {"totp.last_step": step}},
         )
         return result.modified_count == 1

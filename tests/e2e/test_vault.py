@@ -317,7 +317,9 @@ def test_a_redelivered_import_event_never_counts_twice(
 
     # After Redis lost everything and a rebuild, a late redelivery still adds nothing.
     rds.delete(*rds.keys(f"inv:{{{sku_id}}}:*"))
-    assert gateway.post(f"/api/v1/admin/skus/{sku_id}/stock/rebuild", headers=ADMIN).json()["supply"] == 9
+    rebuilt = gateway.post(f"/api/v1/admin/skus/{sku_id}/stock/rebuild", headers=ADMIN)
+    assert rebuilt.status_code == 200, rebuilt.text
+    assert rebuilt.json()["supply"] == 9
     redeliver()
     assert stock(gateway, sku_id) | {"sku_id": None} == {
         "sku_id": None,

@@ -94,16 +94,20 @@ class Node:
         )
 
     def consume(self) -> None:
-        """Subscribe before start(); counts every delivery (event id) the consumer sees."""
+        """Subscribe before start(); counts every delivery (event id) the consumer has handled."""
         router = thing_router(self.settings.service_name, self.model)
         self.dispatcher = router.subscribe(self.broker, self.uow, self.settings)
         original = self.dispatcher.dispatch
 
         async def counting(message: Any) -> None:
+            # Counted once the dispatch is over (committed, or given up): a batch's records all
+            # arrive before any of them is applied, so counting on arrival raced the commit.
             raw = message.raw_message  # one record, or a batch's tuple of them
-            for record in raw if isinstance(raw, tuple) else (raw,):
-                self.deliveries[_event_id(record)] += 1
-            await original(message)
+            try:
+                await original(message)
+            finally:
+                for record in raw if isinstance(raw, tuple) else (raw,):
+                    self.deliveries[_event_id(record)] += 1
 
         self.dispatcher.dispatch = counting  # type: ignore[method-assign]
 
