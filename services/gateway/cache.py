@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter
@@ -87,14 +87,16 @@ def flat(replies: Sequence[Any], reads: Sequence[Command]) -> list[Any]:
     return values
 
 
-@dataclass
+@dataclass(frozen=True)
 class Lookup:
     """One request's look at what is kept: the answer it may use and the Redis reads deciding it."""
 
     key: tuple[str, str]
-    level: str | None
     entry: Kept | None = None
-    reads: tuple[Command, ...] = field(default=())
+
+    @property
+    def reads(self) -> tuple[Command, ...]:
+        return self.entry.reads if self.entry is not None else ()
 
 
 class KeptAnswers:
@@ -126,8 +128,8 @@ class KeptAnswers:
         reads of its facts for the edge's round trip."""
         found = self._entries.get((relative, query, level)) or self._entries.get((relative, query, _ANY_LEVEL))
         if found is None or self.clock() - found.stored_at >= self.max_age:
-            return Lookup((relative, query), level)
-        return Lookup((relative, query), level, found, found.reads)
+            return Lookup((relative, query))
+        return Lookup((relative, query), found)
 
     def answer(self, lookup: Lookup, read: Sequence[Any] | None, level: str | None) -> Kept | None:
         """The kept answer when its facts still hold (`read`: their values now, in order) for

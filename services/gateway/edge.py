@@ -28,7 +28,7 @@ from services.gateway.apikeys import ApiKeyDirectory
 from services.gateway.domain import ClaimRequest, Command, ip_key, over_limit, user_key
 from services.gateway.public import is_public
 from services.gateway.settings import GatewaySettings
-from services.gateway.store import Batches, hit, run_pipeline
+from services.gateway.store import Batches, hit, run_one, run_pipeline
 from shared.auth import (
     ALGORITHM,
     Caller,
@@ -123,7 +123,7 @@ class Edge:
                 refused = unauthorized("the access token was revoked (signed out)")
             if refused is not None:
                 if claim is not None and claimed:
-                    await self.link.send([("DEL", claim.redis_key(caller.user_id))])
+                    await run_one(self.link, "DEL", claim.redis_key(caller.user_id))
                 raise refused
             admitted = self._with_current_claims(caller, token, results[1])
             admitted.claimed = claimed
@@ -138,7 +138,9 @@ class Edge:
             raise problem
         return Admitted(None, None, read=results if reads is not None else None)
 
-    def _with_current_claims(self, caller: Caller, token: str, fresh: dict[Any, Any] | None) -> Admitted:
+    def _with_current_claims(
+        self, caller: Caller, token: str, fresh: Mapping[Any, Any] | Sequence[Any] | None
+    ) -> Admitted:
         """The caller as identity knows them now: when an admin changed the account's level or
         roles after this token was issued, forward the same token (same jti, expiry, via) with
         the current claims, so the change holds from this request on (Decision 19)."""

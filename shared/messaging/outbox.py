@@ -246,10 +246,9 @@ class UnitOfWork:
                     await self.mongo.db[collection].bulk_write(operations, ordered=True, session=s)
                 if tx.events or tx.public:
                     ts = _clock.now()
-                    traces = tx.traces + [None] * (len(tx.events) - len(tx.traces))
                     records = [
                         outbox_record(env, topic, ts=ts, seq=i, trace=trace)
-                        for i, ((env, topic), trace) in enumerate(zip(tx.events, traces, strict=True))
+                        for i, ((env, topic), trace) in enumerate(zip(tx.events, tx.traces, strict=True))
                     ]
                     records += [
                         public_record(

@@ -100,7 +100,8 @@ def test_nothing_is_kept_without_a_declaration_for_an_error_or_past_its_age() ->
 
 def test_a_lookup_with_nothing_kept_reads_nothing_and_the_size_is_bounded() -> None:
     kept = KeptAnswers(clock=Clock(), max_entries=2)
-    assert kept.lookup("catalog/tree", "", None) == Lookup(("catalog/tree", ""), None)
+    nothing = kept.lookup("catalog/tree", "", None)
+    assert nothing == Lookup(("catalog/tree", "")) and nothing.reads == ()
     for q in ("q=1", "q=2", "q=3"):
         keep(kept, "catalog/products", None, q.encode(), declared([(GEN, 6)]), query=q)
     assert answer(kept, "catalog/products", None, {GEN: b"6"}, query="q=1") is None  # the oldest went
