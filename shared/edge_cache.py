@@ -11,6 +11,9 @@ without a hop; when any moved, the request goes on to the service as always.
 The service records each value *before* it reads the data the answer is made of, so a change
 racing the read can only make the record older than the answer (a needless miss), never newer
 (a stale answer kept as fresh). The header never leaves the gateway.
+
+A refusal may be declared too (Decision 35): the order service's out-of-stock 409 names the
+stock counters its hold script refused on, read in that same atomic script.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ class Validity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """(Redis key, the value it held when the answer was computed; None: the key was missing)."""
     vary_level: bool = False
     """The answer differs per caller level (prices); otherwise it is the same for every caller."""
+    vary_caller: bool = False
+    """The answer is the signed-in caller's own (a rule about the buyer was applied before it)."""
+    max_age_seconds: float | None = None
+    """How long at most the answer may be kept even while the facts hold: for an answer that also
+    rests on something no fact names (the order service's copy of a SKU, refreshed from events)."""
 
 
 def reading(value: object) -> str | None:
@@ -39,9 +47,20 @@ def reading(value: object) -> str | None:
     return str(value)
 
 
-def declare(facts: Sequence[tuple[str, object]], *, vary_level: bool = False) -> dict[str, str]:
+def declare(
+    facts: Sequence[tuple[str, object]],
+    *,
+    vary_level: bool = False,
+    vary_caller: bool = False,
+    max_age_seconds: float | None = None,
+) -> dict[str, str]:
     """The response header that lets the gateway keep this answer while `facts` hold."""
-    validity = Validity(facts=[(key, reading(value)) for key, value in facts], vary_level=vary_level)
+    validity = Validity(
+        facts=[(key, reading(value)) for key, value in facts],
+        vary_level=vary_level,
+        vary_caller=vary_caller,
+        max_age_seconds=max_age_seconds,
+    )
     return {HEADER: msgspec.json.encode(validity).decode()}
 
 

@@ -45,6 +45,10 @@ def _k(sku_id: str, part: str) -> str:
     return f"inv:{{{sku_id}}}:{part}"
 
 
+def _text(value: object) -> str | None:
+    return value.decode() if isinstance(value, bytes) else None if value is None else str(value)
+
+
 # KEYS: supply, marker[, held, holds]. ARGV: delta, marker ttl[, order id]. Returns the new
 # supply, or nil if already applied. With an order id, that order's hold is released in the same
 # step (its units just left supply: counting them in both would undersell).
@@ -70,18 +74,20 @@ return 1
 """
 
 # KEYS: supply, held, holds. ARGV: order id, units.
-# Returns {1, units} when held (also when this order already held), {0, sellable} when short,
-# {-1, 0} when the supply counter is missing and {-2, 0} when the held counter is (rebuild first).
+# Returns {1, units} when held (also when this order already held), {0, sellable, held, supply}
+# when short, {-1, 0, held} when the supply counter is missing and {-2, 0} when the held counter
+# is (rebuild first). The counters a refusal was decided on come back as read (a missing supply
+# as nil), so the refusal can name them as its facts (shared.edge_cache).
 _HOLD = """
 local existing = redis.call('HGET', KEYS[3], ARGV[1])
 if existing then return {1, tonumber(existing)} end
 local held = redis.call('GET', KEYS[2])
 if not held then return {-2, 0} end
 local supply = redis.call('GET', KEYS[1])
-if not supply then return {-1, 0} end
+if not supply then return {-1, 0, held} end
 local units = tonumber(ARGV[2])
 local sellable = tonumber(supply) - tonumber(held)
-if sellable < units then return {0, sellable} end
+if sellable < units then return {0, sellable, held, supply} end
 redis.call('HSET', KEYS[3], ARGV[1], units)
 redis.call('INCRBY', KEYS[2], units)
 return {1, units}
@@ -137,6 +143,9 @@ class HoldResult:
     """Units held when ok; units still sellable when not."""
     missing: str | None = None
     """"supply" or "held" when that counter is missing: nothing was held, rebuild first."""
+    seen: tuple[tuple[str, str | None], ...] = ()
+    """When refused: each counter the script decided on, with its value as it read it (None:
+    missing). What the refusal stays true for while they read the same."""
 
 
 class Inventory:
@@ -191,12 +200,16 @@ class Inventory:
 
     async def hold(self, sku_id: str, order_id: str, units: int) -> HoldResult:
         """Hold `units` for an order if that many are sellable. Idempotent per order id."""
-        ok, value = await self._hold(
-            keys=[_k(sku_id, "supply"), _k(sku_id, "held"), _k(sku_id, "holds")], args=[order_id, units]
-        )
+        supply_key, held_key = _k(sku_id, "supply"), _k(sku_id, "held")
+        ok, value, *read = await self._hold(keys=[supply_key, held_key, _k(sku_id, "holds")], args=[order_id, units])
         if ok < 0:
-            return HoldResult(ok=False, units=0, missing="supply" if ok == -1 else "held")
-        return HoldResult(ok=bool(ok), units=int(value))
+            seen = ((held_key, _text(read[0])), (supply_key, None)) if ok == -1 else ()
+            return HoldResult(ok=False, units=0, missing="supply" if ok == -1 else "held", seen=seen)
+        if not ok:
+            return HoldResult(
+                ok=False, units=int(value), seen=((held_key, _text(read[0])), (supply_key, _text(read[1])))
+            )
+        return HoldResult(ok=True, units=int(value))
 
     async def release(self, sku_id: str, order_id: str) -> int:
         """Give an order's held units back (cancelled, expired, or delivered: the supply side then
@@ -222,6 +235,10 @@ class Inventory:
 
     async def epoch_known(self, marker: str) -> bool:
         return bool(await self.redis.exists(marker))
+
+    async def epoch(self, marker: str) -> str | None:
+        """The marker's value (None: not set), for an answer that names it as a fact."""
+        return _text(await self.redis.get(marker))
 
     async def mark_epoch(self, marker: str) -> None:
         await self.redis.set(marker, "1")

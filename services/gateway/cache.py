@@ -13,10 +13,18 @@ counter bump Redis lost.
 
 Not kept: a request on a sub-site (`X-Kameng-Site`: the site's prices are read as they are now),
 a partner's signed request, any answer but a 200 with the catalog's declaration.
+
+Refusals, too (Decision 35): the order service declares an out-of-stock 409 with the stock
+counters its hold script refused on, so a flash sale's sold-out retries are answered here while
+those counters read the same. A kept refusal is looked up by the request's body as well as its
+path (`digest`), for every caller or for the one it was made for (`vary_caller`: when a rule about
+the buyer came before the stock), and only for a refusal: a 4xx of a method other than GET, never
+an answer that made something.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,15 +43,32 @@ ANSWERS = Counter(
 )
 _HIT, _MISS = ANSWERS.labels("hit"), ANSWERS.labels("miss")
 
-_ANY_LEVEL = "*"
-"""The level part of the key of an answer that is the same for every caller (no level is "*")."""
+_ANY = "*"
+"""The variant part of the key of an answer that is the same for every caller."""
+
+REFUSABLE = frozenset({("POST", "order", "orders")})
+"""(method, service, path) whose refusals may be kept: placing an order (Decision 35)."""
 
 MAX_BODY_BYTES = 256 * 1024
 """A larger answer is not kept (a search page is a few KB)."""
 
 
+def _level_variant(level: str | None) -> str:
+    return "level:" + (level or "")
+
+
+def _caller_variant(user_id: str) -> str:
+    return "caller:" + user_id
+
+
+def digest(body: bytes) -> str:
+    """What a kept refusal is looked up by besides its path: the request's body ("" for none)."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest() if body else ""
+
+
 @dataclass(frozen=True)
 class Kept:
+    status: int
     headers: list[tuple[str, str]]
     body: bytes
     facts: tuple[tuple[str, str | None], ...]
@@ -51,6 +76,7 @@ class Kept:
     """The level of the caller it was made for (None: anonymous); compared when `vary_level`."""
     vary_level: bool
     stored_at: float
+    max_age: float
     reads: tuple[Command, ...] = ()
     """The commands that read `facts` now (`fact_reads`), made once when the answer is kept."""
 
@@ -91,7 +117,10 @@ def flat(replies: Sequence[Any], reads: Sequence[Command]) -> list[Any]:
 class Lookup:
     """One request's look at what is kept: the answer it may use and the Redis reads deciding it."""
 
-    key: tuple[str, str]
+    key: tuple[str, str, str]
+    """(path, query, body digest)."""
+    user_id: str | None = None
+    """The caller the request's token names (None: anonymous)."""
     entry: Kept | None = None
 
     @property
@@ -112,24 +141,27 @@ class KeptAnswers:
         self.max_entries = max_entries
         self.max_age = max_age_seconds
         self.clock = clock
-        self._entries: dict[tuple[str, str, str | None], Kept] = {}
+        self._entries: dict[tuple[str, str, str, str], Kept] = {}
 
-    def candidate(self, method: str, service: str, headers: Mapping[str, str]) -> bool:
+    def candidate(self, method: str, service: str, relative: str, headers: Mapping[str, str]) -> bool:
         """Whether the request may be answered from, or fill, what is kept."""
         return (
-            method == "GET"
-            and service in self.owners
+            ((method == "GET" and service in self.owners) or (method, service, relative) in REFUSABLE)
             and not (headers.get(SITE_HEADER) or "").strip()
             and not headers.get("x-api-key")
         )
 
-    def lookup(self, relative: str, query: str, level: str | None) -> Lookup:
-        """The kept answer for this path and query (for `level` when it varies with it), and the
-        reads of its facts for the edge's round trip."""
-        found = self._entries.get((relative, query, level)) or self._entries.get((relative, query, _ANY_LEVEL))
-        if found is None or self.clock() - found.stored_at >= self.max_age:
-            return Lookup((relative, query))
-        return Lookup((relative, query), found)
+    def lookup(self, relative: str, query: str, body: bytes, level: str | None, user_id: str | None) -> Lookup:
+        """The kept answer for this path, query and body (for `level` or the caller when it varies
+        with them), and the reads of its facts for the edge's round trip."""
+        key = (relative, query, digest(body))
+        entries = self._entries
+        found = entries.get((*key, _ANY)) or entries.get((*key, _level_variant(level)))
+        if found is None and user_id is not None:
+            found = entries.get((*key, _caller_variant(user_id)))
+        if found is None or self.clock() - found.stored_at >= found.max_age:
+            return Lookup(key, user_id)
+        return Lookup(key, user_id, found)
 
     def answer(self, lookup: Lookup, read: Sequence[Any] | None, level: str | None) -> Kept | None:
         """The kept answer when its facts still hold (`read`: their values now, in order) for
@@ -148,24 +180,42 @@ class KeptAnswers:
         return entry if fresh else None
 
     def keep(
-        self, lookup: Lookup, level: str | None, status: int, headers: list[tuple[str, str]], body: bytes, declared: str
+        self,
+        lookup: Lookup,
+        method: str,
+        level: str | None,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        declared: str,
     ) -> None:
-        """Keep the service's answer when it declared the facts it holds under."""
+        """Keep the service's answer when it declared the facts it holds under: a GET's 200, or
+        a refusal (a 4xx but 429: nothing was made, and a rate limit is the edge's own)."""
         validity = edge_cache.parse(declared) if declared else None
-        if status != 200 or validity is None or len(body) > MAX_BODY_BYTES:
+        keepable = status == 200 if method == "GET" else 400 <= status < 500 and status != 429
+        if not keepable or validity is None or len(body) > MAX_BODY_BYTES:
             return
-        relative, query = lookup.key
-        made_for = level if validity.vary_level else _ANY_LEVEL
-        key = (relative, query, made_for)
+        if validity.vary_caller and lookup.user_id is None:
+            return
+        if validity.vary_caller:
+            variant = _caller_variant(lookup.user_id or "")
+        elif validity.vary_level:
+            variant = _level_variant(level)
+        else:
+            variant = _ANY
+        key = (*lookup.key, variant)
         if key not in self._entries and len(self._entries) >= self.max_entries:
             # Oldest first (insertion order): typed searches cannot grow it without bound.
             self._entries.pop(next(iter(self._entries)))
+        max_age = self.max_age if validity.max_age_seconds is None else min(self.max_age, validity.max_age_seconds)
         self._entries[key] = Kept(
+            status=status,
             headers=headers,
             body=body,
             facts=tuple(validity.facts),
             level=level,
             vary_level=validity.vary_level,
             stored_at=self.clock(),
+            max_age=max_age,
             reads=fact_reads([key for key, _ in validity.facts]),
         )

@@ -94,10 +94,12 @@ async def forward_api(deps: GatewayDeps, request: Request[Any, Any, Any], path: 
 
     def reads(caller: Caller | None) -> tuple[Command, ...]:
         nonlocal lookup
-        lookup = deps.kept.lookup(relative, _query(request), caller.level if caller else None)
+        lookup = deps.kept.lookup(
+            relative, _query(request), body, caller.level if caller else None, caller.user_id if caller else None
+        )
         return lookup.reads
 
-    candidate = deps.kept.candidate(request.method, service, request.headers)
+    candidate = deps.kept.candidate(request.method, service, relative, request.headers)
     try:
         # A signed-in caller's claim of the key rides in the edge's round trip (Decision 24), and
         # so do the facts a kept answer depends on (Decision 33).
@@ -105,8 +107,13 @@ async def forward_api(deps: GatewayDeps, request: Request[Any, Any, Any], path: 
     except RedisError as exc:
         raise _redis_down(exc) from exc
     level = admitted.caller.level if admitted.caller else None
-    if lookup is not None and (kept := deps.kept.answer(lookup, admitted.read, level)) is not None:
-        return ASGIResponse(body=kept.body, status_code=200, headers=kept.headers)
+    # A kept refusal answers a POST only when its Idempotency-Key (if any) is new: the key's
+    # first answer is then this one, recorded for replay like a forwarded answer.
+    fresh_key = key is None or fp is None or admitted.claimed
+    if lookup is not None and fresh_key and (kept := deps.kept.answer(lookup, admitted.read, level)) is not None:
+        if admitted.claimed and key is not None and fp is not None and admitted.caller is not None:
+            await _record(deps, admitted.caller.user_id, key, fp, kept.status, kept.headers, kept.body)
+        return ASGIResponse(body=kept.body, status_code=kept.status, headers=kept.headers)
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in upstream.DROP_EDGE]
     if admitted.authorization:
         headers.append(("authorization", admitted.authorization))
@@ -143,7 +150,7 @@ async def forward_api(deps: GatewayDeps, request: Request[Any, Any, Any], path: 
             await deps.idempotency.abandon(claim)
         raise
     if lookup is not None:
-        deps.kept.keep(lookup, level, answer.status, answer.headers, answer.body, answer.declared)
+        deps.kept.keep(lookup, request.method, level, answer.status, answer.headers, answer.body, answer.declared)
     if claim is not None:
         try:
             await deps.idempotency.finish(claim, answer.status, answer.content_type, answer.body)
@@ -152,6 +159,20 @@ async def forward_api(deps: GatewayDeps, request: Request[Any, Any, Any], path: 
             log.warning("could not keep the response of an idempotent request: %r", exc)
     # Passed on as received: no re-encoding, every header (Set-Cookie may repeat) kept.
     return ASGIResponse(body=answer.body, status_code=answer.status, headers=answer.headers)
+
+
+async def _record(
+    deps: GatewayDeps, owner: str, key: str, fp: str, status: int, headers: list[tuple[str, str]], body: bytes
+) -> None:
+    """Keep a kept answer as the first answer to the Idempotency-Key the edge claimed for it."""
+    content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+    try:
+        claim = await deps.idempotency.begin(owner, key, fp, claimed=True)
+        if isinstance(claim, Claim):
+            await deps.idempotency.finish(claim, status, content_type, body)
+    except RedisError as exc:
+        # The caller gets the answer; only a replay is lost (the claim lapses, a retry is new).
+        log.warning("could not keep the response of an idempotent request: %r", exc)
 
 
 async def forward_page(deps: GatewayDeps, request: Request[Any, Any, Any], path: str | None) -> ASGIResponse:

@@ -7,8 +7,10 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.platform import Platform
 from shared.contracts import topics
@@ -91,6 +93,46 @@ async def test_out_of_stock_is_409_and_short_balance_is_402(flows: Flows) -> Non
     assert order["status"] == "cancelled"
     stock = (await flows.call("GET", f"/api/v1/admin/skus/{sku2}/stock", headers=flows.admin, expect=200)).json()
     assert stock["available"] == 2 and stock["reserved"] == 0  # the declined order let go of its key
+
+
+def kept_hits(platform: Platform) -> float:
+    """How many requests the gateway has answered from what it keeps (its metrics port)."""
+    text = httpx.get(f"http://127.0.0.1:{platform.ports['gateway_metrics']}/metrics", timeout=10).text
+    family = next(f for f in text_string_to_metric_families(text) if f.name == "kameng_gateway_kept_answers")
+    return sum(s.value for s in family.samples if s.name.endswith("_total") and s.labels["outcome"] == "hit")
+
+
+async def test_sold_out_refusals_are_answered_at_the_gateway_and_stop_the_moment_keys_arrive(
+    flows: Flows, platform: Platform
+) -> None:
+    """Decision 35: the order service's out-of-stock 409 names the stock counters it was decided
+    on; the gateway answers the same request again itself while they read the same, for every
+    buyer (no rule about the buyer applies to this SKU), and records it under a new
+    Idempotency-Key like any answer. An import moves the counters: the next order goes through."""
+    sku_id, _ = await stocked_sku(flows, 1)
+    [first, second] = await flows.new_buyers(2, 3 * PRICE)
+    sold = await flows.order(first, sku_id, 1)
+    assert sold.status_code == 201
+    await flows.wait_final(first, sold.json()["order_id"])
+    before = kept_hits(platform)
+    answers = [await flows.order(buyer, sku_id, 1) for buyer in (first, second, second, first)]
+    assert [(r.status_code, r.json()["type"].rsplit("/", 1)[-1]) for r in answers] == [(409, "out-of-stock")] * 4
+    assert len({r.content for r in answers}) == 1
+    with_key = await flows.order(second, sku_id, 1, idempotency_key="sold-out-1")
+    again = await flows.order(second, sku_id, 1, idempotency_key="sold-out-1")
+    assert with_key.status_code == again.status_code == 409 and again.content == with_key.content
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert kept_hits(platform) - before >= 3  # the first refusal was the service's; the rest were kept
+    assert "x-kameng-edge-cache" not in answers[-1].headers  # the declaration never leaves the gateway
+
+    await flows.import_keys(sku_id, [f"KEY-{sku_id[:8]}-more"])
+    await flows.wait_orderable(sku_id, 1)
+    placed = await flows.order(second, sku_id, 1)
+    assert placed.status_code == 201, placed.text
+    assert (await flows.wait_final(second, placed.json()["order_id"]))["status"] == "delivered"
+    # The same key's replay is still its first answer: nothing was placed under it.
+    replay = await flows.order(second, sku_id, 1, idempotency_key="sold-out-1")
+    assert replay.status_code == 409 and replay.content == with_key.content
 
 
 async def test_bad_orders_are_422_with_fields(flows: Flows) -> None:

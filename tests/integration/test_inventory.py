@@ -89,7 +89,10 @@ async def test_a_missing_counter_is_never_read_as_zero(inventory: Inventory) -> 
     sku = new_id()
     assert await inventory.hold(sku, "o1", 1) == HoldResult(ok=False, units=0, missing="held")
     assert await inventory.set_holds_if_missing(sku, {"o0": 4})
-    assert await inventory.hold(sku, "o1", 1) == HoldResult(ok=False, units=0, missing="supply")
+    held, supply = f"inv:{{{sku}}}:held", f"inv:{{{sku}}}:supply"
+    assert await inventory.hold(sku, "o1", 1) == HoldResult(
+        ok=False, units=0, missing="supply", seen=((held, "4"), (supply, None))
+    )
     assert await inventory.set_supply_if_missing(sku, 5, applied_ops=["import-1", "claim-o9"])
     # A second rebuild from an older truth changes nothing; the ops it counted stay applied.
     assert not await inventory.set_supply_if_missing(sku, 9, applied_ops=["import-2"])
@@ -98,11 +101,12 @@ async def test_a_missing_counter_is_never_read_as_zero(inventory: Inventory) -> 
     assert await inventory.adjust_supply(sku, 3, op_id="import-2") == 8
     assert (await inventory.stock(sku)) == Stock(supply=8, held=4)
     assert (await inventory.hold(sku, "o1", 4)).ok
-    assert await inventory.hold(sku, "o2", 1) == HoldResult(ok=False, units=0)
+    # A refusal names the counters as the script read them (what the gateway keeps it against).
+    assert await inventory.hold(sku, "o2", 1) == HoldResult(ok=False, units=0, seen=((held, "8"), (supply, "8")))
 
 
 async def test_epoch_markers(inventory: Inventory) -> None:
     marker = f"inv:epoch:test-{new_id()}"  # not the platform's own: its services share this Redis
-    assert not await inventory.epoch_known(marker)
+    assert not await inventory.epoch_known(marker) and await inventory.epoch(marker) is None
     await inventory.mark_epoch(marker)
-    assert await inventory.epoch_known(marker)
+    assert await inventory.epoch_known(marker) and await inventory.epoch(marker) == "1"

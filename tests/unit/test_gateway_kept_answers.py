@@ -8,6 +8,7 @@ from typing import Any
 
 from services.gateway.cache import KeptAnswers, Lookup, fact_reads, hash_tag
 from shared import edge_cache
+from shared.edge_cache import HEADER
 
 GEN = "catalog:browse:generation"
 SUPPLY = "inv:{s1}:supply"
@@ -26,14 +27,17 @@ def declared(facts: list[tuple[str, object]], *, vary_level: bool = False) -> st
 
 
 def keep(kept: KeptAnswers, path: str, level: str | None, body: bytes, header: str, query: str = "") -> None:
-    kept.keep(kept.lookup(path, query, level), level, 200, [("content-type", "application/json")], body, header)
+    kept.keep(kept.lookup(path, query, b"", level, None), "GET", level, 200, [], body, header)
+
+
+def read_as_edge(lookup: Lookup, redis: dict[str, Any]) -> list[Any]:
+    return [[redis.get(k) for k in c[1:]] if c[0] == "MGET" else redis.get(c[1]) for c in lookup.reads]
 
 
 def answer(kept: KeptAnswers, path: str, level: str | None, redis: dict[str, Any], query: str = "") -> bytes | None:
     """What the gateway sends for a request, reading the facts from `redis` as the edge would."""
-    lookup = kept.lookup(path, query, level)
-    read = [[redis.get(k) for k in c[1:]] if c[0] == "MGET" else redis.get(c[1]) for c in lookup.reads]
-    found = kept.answer(lookup, read, level)
+    lookup = kept.lookup(path, query, b"", level, None)
+    found = kept.answer(lookup, read_as_edge(lookup, redis), level)
     return found.body if found else None
 
 
@@ -72,7 +76,7 @@ def test_an_answer_priced_for_a_level_goes_to_that_level_only() -> None:
 def test_a_caller_whose_level_an_admin_changed_is_not_sent_the_old_levels_answer() -> None:
     kept = KeptAnswers(clock=Clock())
     keep(kept, "catalog/products/p1", "vip", b"vip-prices", declared([(GEN, 6)], vary_level=True))
-    lookup = kept.lookup("catalog/products/p1", "", "vip")  # the token still says vip
+    lookup = kept.lookup("catalog/products/p1", "", b"", "vip", "u1")  # the token still says vip
     assert kept.answer(lookup, [b"6"], "retail") is None  # identity's current claims say retail
 
 
@@ -86,10 +90,10 @@ def test_query_strings_are_part_of_what_is_kept() -> None:
 def test_nothing_is_kept_without_a_declaration_for_an_error_or_past_its_age() -> None:
     clock = Clock()
     kept = KeptAnswers(clock=clock, max_age_seconds=30)
-    lookup = kept.lookup("catalog/tree", "", None)
-    kept.keep(lookup, None, 200, [], b"undeclared", "")
-    kept.keep(lookup, None, 200, [], b"garbled", "{not json")
-    kept.keep(lookup, None, 404, [], b"missing", declared([(GEN, 6)]))
+    lookup = kept.lookup("catalog/tree", "", b"", None, None)
+    kept.keep(lookup, "GET", None, 200, [], b"undeclared", "")
+    kept.keep(lookup, "GET", None, 200, [], b"garbled", "{not json")
+    kept.keep(lookup, "GET", None, 404, [], b"missing", declared([(GEN, 6)]))
     assert answer(kept, "catalog/tree", None, {GEN: b"6"}) is None
     keep(kept, "catalog/tree", None, b"tree", declared([(GEN, 6)]))
     clock.now += 29
@@ -100,21 +104,69 @@ def test_nothing_is_kept_without_a_declaration_for_an_error_or_past_its_age() ->
 
 def test_a_lookup_with_nothing_kept_reads_nothing_and_the_size_is_bounded() -> None:
     kept = KeptAnswers(clock=Clock(), max_entries=2)
-    nothing = kept.lookup("catalog/tree", "", None)
-    assert nothing == Lookup(("catalog/tree", "")) and nothing.reads == ()
+    nothing = kept.lookup("catalog/tree", "", b"", None, None)
+    assert nothing == Lookup(("catalog/tree", "", "")) and nothing.reads == ()
     for q in ("q=1", "q=2", "q=3"):
         keep(kept, "catalog/products", None, q.encode(), declared([(GEN, 6)]), query=q)
     assert answer(kept, "catalog/products", None, {GEN: b"6"}, query="q=1") is None  # the oldest went
     assert answer(kept, "catalog/products", None, {GEN: b"6"}, query="q=3") == b"q=3"
 
 
-def test_only_plain_catalog_reads_are_candidates() -> None:
+def test_only_plain_catalog_reads_and_placing_an_order_are_candidates() -> None:
     kept = KeptAnswers()
-    assert kept.candidate("GET", "catalog", {})
-    assert not kept.candidate("POST", "catalog", {})
-    assert not kept.candidate("GET", "order", {})
-    assert not kept.candidate("GET", "catalog", {"X-Kameng-Site": "shop1"})  # the site's prices, read live
-    assert not kept.candidate("GET", "catalog", {"x-api-key": "k1"})  # partners are signed per request
+    assert kept.candidate("GET", "catalog", "catalog/tree", {})
+    assert kept.candidate("POST", "order", "orders", {})  # for its refusals
+    assert not kept.candidate("POST", "catalog", "catalog/tree", {})
+    assert not kept.candidate("GET", "order", "orders", {})
+    assert not kept.candidate("POST", "order", "orders/quote", {})
+    assert not kept.candidate("GET", "catalog", "catalog/tree", {"X-Kameng-Site": "shop1"})  # the site's prices
+    assert not kept.candidate("POST", "order", "orders", {"X-Kameng-Site": "shop1"})
+    assert not kept.candidate("GET", "catalog", "catalog/tree", {"x-api-key": "k1"})  # signed per request
+
+
+HELD = "inv:{s1}:held"
+ORDER = b'{"sku_id":"s1","quantity":1,"recipient":{}}'
+
+
+def refuse(kept: KeptAnswers, body: bytes, user: str, header: str, status: int = 409) -> None:
+    lookup = kept.lookup("orders", "", body, "retail", user)
+    kept.keep(lookup, "POST", "retail", status, [], b"sold-out:" + user.encode(), header)
+
+
+def placed(kept: KeptAnswers, body: bytes, user: str, redis: dict[str, Any]) -> bytes | None:
+    lookup = kept.lookup("orders", "", body, "retail", user)
+    found = kept.answer(lookup, read_as_edge(lookup, redis), "retail")
+    return found.body if found else None
+
+
+def test_a_sold_out_refusal_is_sent_again_for_the_same_body_while_the_counters_read_the_same() -> None:
+    kept = KeptAnswers(clock=Clock())
+    refuse(kept, ORDER, "u1", declared([(HELD, b"3"), (SUPPLY, b"3")]))
+    counters = {HELD: b"3", SUPPLY: b"3"}
+    assert placed(kept, ORDER, "u1", counters) == b"sold-out:u1"
+    assert placed(kept, ORDER, "u2", counters) == b"sold-out:u1"  # no rule about the buyer came first
+    assert placed(kept, ORDER, "u1", {HELD: b"2", SUPPLY: b"3"}) is None  # an order let go of its hold
+    assert placed(kept, ORDER, "u1", {HELD: b"3", SUPPLY: b"8"}) is None  # keys were imported
+    two = b'{"sku_id":"s1","quantity":2,"recipient":{}}'
+    assert placed(kept, two, "u1", counters) is None  # another request: another answer
+
+
+def test_a_refusal_after_rules_about_the_buyer_is_theirs_alone_and_short_lived() -> None:
+    clock = Clock()
+    kept = KeptAnswers(clock=clock)
+    refuse(kept, ORDER, "u1", edge_cache.declare([(SUPPLY, None)], vary_caller=True, max_age_seconds=1.0)[HEADER])
+    assert placed(kept, ORDER, "u1", {}) == b"sold-out:u1"
+    assert placed(kept, ORDER, "u2", {}) is None
+    clock.now += 1
+    assert placed(kept, ORDER, "u1", {}) is None  # the order service's copy of the SKU may have moved
+
+
+def test_an_order_that_was_made_is_never_kept() -> None:
+    kept = KeptAnswers(clock=Clock())
+    facts = declared([(SUPPLY, b"3")])
+    for status in (200, 201, 202, 429, 503):
+        refuse(kept, ORDER, "u1", facts, status=status)
+        assert placed(kept, ORDER, "u1", {SUPPLY: b"3"}) is None, status
 
 
 def test_a_skus_counters_are_read_with_one_mget_and_other_keys_one_by_one() -> None:

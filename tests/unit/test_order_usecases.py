@@ -25,6 +25,7 @@ from services.order.sheets import Rejected, Row
 from services.order.store import OrderStore, SkuCache
 from services.order.usecases import batches, orders, placing, saga, upkeep
 from services.order.watch import StatusWatch
+from shared import edge_cache
 from shared.auth import Caller
 from shared.contracts.catalog import RecipientField, SkuChanged
 from shared.contracts.envelope import Envelope, utcnow
@@ -259,7 +260,11 @@ class FakeInventory(Inventory):
             return HoldResult(ok=True, units=self.holds[sku_id][order_id])
         sellable = self.supply[sku_id] - self.held(sku_id)
         if sellable < units:
-            return HoldResult(ok=False, units=sellable)
+            seen = (
+                (f"inv:{{{sku_id}}}:held", str(self.held(sku_id))),
+                (f"inv:{{{sku_id}}}:supply", str(self.supply[sku_id])),
+            )
+            return HoldResult(ok=False, units=sellable, seen=seen)
         self.holds[sku_id][order_id] = units
         return HoldResult(ok=True, units=units)
 
@@ -278,6 +283,9 @@ class FakeInventory(Inventory):
 
     async def epoch_known(self, marker: str) -> bool:
         return True
+
+    async def epoch(self, marker: str) -> str | None:
+        return "1"
 
     async def holds_known(self, sku_id: str) -> bool:
         return sku_id in self.holds
@@ -496,6 +504,26 @@ async def test_out_of_stock_is_409_and_writes_nothing() -> None:
     assert (problem.status_code, problem.slug) == (409, "out-of-stock")
     assert problem.extra == {"available": 1}
     assert w.store.orders == {} and w.uow.committed == [] and w.inventory.holds["s1"] == {}
+
+
+async def test_an_out_of_stock_refusal_names_the_counters_it_was_decided_on_for_the_gateway() -> None:
+    """Decision 35: the gateway keeps the refusal while these counters read the same."""
+    w = World()
+    w.sku(stock=1)
+    problem = await problem_of(w.place(w.buyer("u1", 5 * PRICE), 2))
+    validity = edge_cache.parse((problem.headers or {})[edge_cache.HEADER])
+    assert validity is not None
+    assert validity.facts == [("inv:{s1}:held", "0"), ("inv:{s1}:supply", "1")]
+    assert not validity.vary_caller and validity.max_age_seconds == 1.0
+
+
+async def test_a_refusal_after_rules_about_the_buyer_is_declared_theirs_alone() -> None:
+    w = World()
+    w.sku(stock=0, max_per_user=3)
+    problem = await problem_of(w.place(w.buyer("u1", 5 * PRICE), 1))
+    assert problem.slug == "out-of-stock"
+    validity = edge_cache.parse((problem.headers or {})[edge_cache.HEADER])
+    assert validity is not None and validity.vary_caller
 
 
 async def test_bad_request_is_422_naming_each_field() -> None:
@@ -998,11 +1026,15 @@ class LostInventory(FakeInventory):
         if sku_id not in self.holds:
             return HoldResult(ok=False, units=0, missing="held")
         if sku_id not in self.supply:
-            return HoldResult(ok=False, units=0, missing="supply")
+            seen = ((f"inv:{{{sku_id}}}:held", str(self.held(sku_id))), (f"inv:{{{sku_id}}}:supply", None))
+            return HoldResult(ok=False, units=0, missing="supply", seen=seen)
         return await super().hold(sku_id, order_id, units)
 
     async def epoch_known(self, marker: str) -> bool:
         return marker in self.epochs
+
+    async def epoch(self, marker: str) -> str | None:
+        return "1" if marker in self.epochs else None
 
 
 async def test_lost_counters_sell_nothing_until_rebuilt_from_the_owners() -> None:
@@ -1024,7 +1056,12 @@ async def test_lost_counters_sell_nothing_until_rebuilt_from_the_owners() -> Non
     assert problem.status_code == 503  # the vault's side is not
     assert lost.holds["s1"] == {open_order["_id"]: 2}
     lost.epochs.add(EPOCH_SUPPLY)  # supply rebuilt, and this SKU has none: out of stock
-    assert (await problem_of(w.place(buyer, 1, key="k"))).status_code == 409
+    refused = await problem_of(w.place(buyer, 1, key="k"))
+    assert refused.status_code == 409
+    # Kept at the gateway only while the SKU still has no supply counter and the marker stands.
+    validity = edge_cache.parse((refused.headers or {})[edge_cache.HEADER])
+    assert validity is not None
+    assert validity.facts == [("inv:{s1}:held", "2"), ("inv:{s1}:supply", None), (EPOCH_SUPPLY, "1")]
     lost.supply["s1"] = 3
     assert (await w.place(buyer, 1, key="k2"))["status"] == "pending_payment"
     assert (await problem_of(w.place(buyer, 1, key="k3"))).slug == "out-of-stock"  # 2 + 1 of 3

@@ -36,6 +36,7 @@ from services.order.usecases.outage import counters_rebuilding, redis_answers_50
 from services.order.usecases.saga import status_changed
 from services.order.usecases.upkeep import rebuild_sku_holds
 from shared import coupons as shared_coupons
+from shared import edge_cache
 from shared.auth import Caller
 from shared.contracts.catalog import SkuChanged
 from shared.contracts.envelope import new_id, utcnow
@@ -195,7 +196,7 @@ async def _place(
     site = await sites.site_named(deps, site_slug)
     sku, q = await price(deps, caller, body, with_stock=False, site=site)
 
-    held = await hold_stock(deps, sku, order_id, body.quantity)
+    held = await hold_stock(deps, sku, order_id, body.quantity, edge=None if site else refusal_varies(sku, body))
     staff_eta, observed_eta = await eta.eta_of(deps, sku)
     order = build_order(
         deps,
@@ -254,22 +255,56 @@ def counts_stock(sku: SkuChanged) -> bool:
     return sku.delivery_mode == "auto" and sku.key_mode != "reusable"
 
 
-async def hold_stock(deps: OrderDeps, sku: SkuChanged, order_id: str, quantity: int) -> bool:
+def refusal_varies(sku: SkuChanged, body: OrderRequest) -> bool:
+    """Whether an out-of-stock refusal of this request is the caller's own: when a rule about the
+    buyer (real name, a per-buyer limit, a trial, their coupon) was checked before the stock, the
+    same body from another buyer may be refused for another reason first."""
+    return sku.requires_real_name or sku.max_per_user is not None or sku.trial or body.coupon_code is not None
+
+
+REFUSAL_MAX_AGE_SECONDS = 1.0
+"""How long the gateway may keep an out-of-stock refusal while its counters read the same: it also
+rests on this replica's copy of the SKU, which an admin's edit reaches a moment later (a switch
+to reusable keys or to direct delivery would let the same order through)."""
+
+
+async def hold_stock(
+    deps: OrderDeps, sku: SkuChanged, order_id: str, quantity: int, *, edge: bool | None = None
+) -> bool:
     """Hold card-key stock for an auto-delivery order (409 when short). Direct and manual SKUs
-    are not counted in Redis: a supplier or staff delivers them."""
+    are not counted in Redis: a supplier or staff delivers them.
+
+    `edge`: the refusal may be kept by the gateway (Decision 35), for the caller alone when True;
+    None: it may not (an order on a sub-site, a row of a batch). It is kept against the counters
+    the hold script refused on, as that script read them: any hold, release, sale or import of
+    the SKU moves one and sends the next request here again."""
     if not counts_stock(sku):
         return False
     hold = await deps.inventory.hold(sku.sku_id, order_id, quantity)
     if hold.missing == "held" and await deps.inventory.epoch_known(EPOCH_HELD):
         await rebuild_sku_holds(deps, sku.sku_id)  # new to this Redis: counted from its orders now
         hold = await deps.inventory.hold(sku.sku_id, order_id, quantity)
-    if hold.missing == "supply" and await deps.inventory.epoch_known(EPOCH_SUPPLY):
-        hold = HoldResult(ok=False, units=0)  # the vault built every counter: none means no keys yet
+    if hold.missing == "supply" and (epoch := await deps.inventory.epoch(EPOCH_SUPPLY)) is not None:
+        # The vault built every counter: none means no keys yet (until the marker goes with a
+        # Redis that lost its data, or the first import creates the counter).
+        hold = HoldResult(ok=False, units=0, seen=(*hold.seen, (EPOCH_SUPPLY, epoch)))
     if hold.missing is not None:
         raise counters_rebuilding()  # Redis lost its counters; their owners are rebuilding them
     if not hold.ok:
         available = max(hold.units, 0)
-        raise Problem(409, "out-of-stock", "Out of stock", f"only {available} left of {sku.name}", available=available)
+        declared = (
+            edge_cache.declare(hold.seen, vary_caller=edge, max_age_seconds=REFUSAL_MAX_AGE_SECONDS)
+            if edge is not None and hold.seen
+            else None
+        )
+        raise Problem(
+            409,
+            "out-of-stock",
+            "Out of stock",
+            f"only {available} left of {sku.name}",
+            headers=declared,
+            available=available,
+        )
     return True
 
 
