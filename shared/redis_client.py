@@ -13,6 +13,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 def connect(url: str, *, timeout: float = 5.0, max_connections: int = 64) -> Redis:
@@ -48,10 +49,14 @@ class CommandLink:
 
     A connection Redis closed (it restarted, or dropped it idle) fails the batch once; the batch
     is then sent again on a fresh connection, like the pooled client's retry (`connect`). A
-    timeout is not retried, so a hung Redis still answers within `timeout`."""
+    timeout is not retried, so a hung Redis still answers within `timeout`.
+
+    The timeout is one deadline per round trip, not redis-py's per command: its connections
+    arm a timer for each reply read and wrap each write in `wait_for`, which cost about a tenth
+    of the gateway's CPU on a request that made two round trips (docs/benchmarks.md)."""
 
     def __init__(self, url: str, *, timeout: float = 5.0, max_connections: int = 64) -> None:
-        template = BlockingConnectionPool.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        template = BlockingConnectionPool.from_url(url, socket_timeout=None, socket_connect_timeout=timeout)
         self._connection_class = template.connection_class
         self._kwargs = {**template.connection_kwargs, "health_check_interval": 0}
         self._idle: list[AbstractConnection] = []
@@ -89,18 +94,21 @@ class CommandLink:
         finally:
             self._slots.release()
 
-    @staticmethod
-    async def _round_trip(connection: AbstractConnection, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        if not connection.is_connected:
-            await connection.connect()  # type: ignore[no-untyped-call]
-        await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(await connection.read_response())
-            except ResponseError as error:
-                replies.append(error)
-        return replies
+    async def _round_trip(self, connection: AbstractConnection, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        try:
+            async with asyncio.timeout(self._timeout):
+                if not connection.is_connected:
+                    await connection.connect()  # type: ignore[no-untyped-call]
+                await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+                replies: list[Any] = []
+                for _ in commands:
+                    try:
+                        replies.append(await connection.read_response())
+                    except ResponseError as error:
+                        replies.append(error)
+                return replies
+        except TimeoutError as exc:
+            raise RedisTimeoutError(f"Redis did not answer within {self._timeout} s") from exc
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []

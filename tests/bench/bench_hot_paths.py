@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,9 @@ RUN = Path(".kameng") / "bench-hot" / time.strftime("%Y%m%d-%H%M%S")
 # Counts every status and, for POSTs, sends a fresh Idempotency-Key with each request.
 WRK_SCRIPT = """
 local counter = 0
-local thread_id = math.random(1, 1e9)
+-- Unique per wrk run (wrk's math.random is not seeded: the same id each run would make the
+-- measured run replay the warm-up's Idempotency-Keys).
+local thread_id = os.getenv("BENCH_RUN") or "0"
 wrk.method = os.getenv("BENCH_METHOD") or "GET"
 wrk.body = os.getenv("BENCH_BODY")
 local auth = os.getenv("BENCH_AUTH")
@@ -76,7 +79,8 @@ end
 def wrk(url: str, *, script: Path, env: dict[str, str] | None = None, seconds: int = SECONDS) -> dict[str, Any]:
     """One wrk run: requests/s, p50/p99 in ms and the answers by status."""
     command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url]
-    out = subprocess.run(command, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=True).stdout
+    env = {**os.environ, **(env or {}), "BENCH_RUN": secrets.token_hex(8)}
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+\w+)", out, re.M))
     statuses = {int(s): int(n) for s, n in re.findall(r"^STATUS (\d+) (\d+)", out, re.M)}

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import redis_client
 from shared.contracts.envelope import new_id
@@ -64,3 +65,30 @@ async def test_a_connection_redis_dropped_is_replaced_and_the_batch_still_answer
     assert await link.send([("SET", key, "v"), ("GET", key)]) == [b"OK", b"v"]
     ((after,),) = [await link.send([("CLIENT", "ID")])]
     assert after != before  # the batch went on a fresh connection
+
+
+async def test_a_redis_that_never_answers_fails_the_batch_within_the_timeout() -> None:
+    """One deadline per round trip (not redis-py's per reply): a hung Redis is a RedisError the
+    edge turns into a 503, in about `timeout`, and the connection is not used again."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # reads nothing, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    link = CommandLink(f"redis://127.0.0.1:{port}/0", timeout=0.5)
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(RedisTimeoutError):
+            await link.send([("PING",), ("PING",)])
+        assert 0.4 < asyncio.get_running_loop().time() - started < 2.0
+        with pytest.raises(RedisTimeoutError):
+            await link.send([("PING",)])
+        assert len(accepted) == 2  # the timed-out connection was dropped, a new one opened
+    finally:
+        await link.aclose()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
