@@ -4,13 +4,14 @@ shared.edge), health endpoints, app defaults."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from litestar import Controller, Litestar, get
 from litestar.openapi import OpenAPIConfig
 from litestar.params import Parameter
 from litestar.response import Response
+from litestar.types import ASGIApp
 
 from shared.edge import edge_middleware
 from shared.errors import EXCEPTION_HANDLERS
@@ -82,17 +83,18 @@ def create_http_app(
     openapi: OpenAPIConfig,
     max_body_bytes: int,
     service: str | None = None,
+    middleware: Sequence[Callable[[ASGIApp], ASGIApp]] = (),
     **options: Any,
 ) -> Litestar:
     """A Litestar app with the defaults every process here shares: problem+json for every error,
     our log format, and one edge layer (shared.edge) for request ids, the server span (health
     probes and scrapes not traced) and, when `service` names it, Prometheus RED metrics per route
     template. Serving `/metrics` is the caller's choice: a service on its own port, the gateway
-    apart."""
+    apart. `middleware` runs inside the edge layer, after routing."""
     app = Litestar(
         # One layer, not three (request ids, the OpenTelemetry plugin, the Prometheus
         # middleware): they cost half of each hop's CPU (Decision 32).
-        middleware=[edge_middleware(telemetry.tracer_provider, service)],
+        middleware=[edge_middleware(telemetry.tracer_provider, service), *middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # shared.telemetry.setup_logging owns the log format
         openapi_config=openapi,

@@ -3,6 +3,7 @@ OpenAPI document and the interactive API page (Swagger UI, vendored under `stati
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,16 @@ from litestar import Controller, MediaType, Request, Response, get, route
 from litestar.enums import HttpMethod
 from litestar.response.base import ASGIResponse
 from litestar.static_files import create_static_files_router
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from services.gateway import usecases
 from services.gateway.deps import GatewayDeps
 
 _METHODS = [HttpMethod.GET, HttpMethod.POST, HttpMethod.PUT, HttpMethod.PATCH, HttpMethod.DELETE]
 ASSETS = "/api/docs/assets"
+API_ROUTE = "/api/v1/{path:path}"
+API_TEMPLATE = "/api/v1/{path}"
+"""How the router names `API_ROUTE` in `scope["path_template"]` (the label of its metrics)."""
 
 # The interactive API reference, from vendored Swagger UI: nothing is fetched from a CDN.
 PAGE = f"""<!doctype html>
@@ -40,13 +45,51 @@ PAGE = f"""<!doctype html>
 """
 
 
-# OPTIONS is ours, not the framework's: its automatic answer listed every forwarded method.
-@route("/api/v1/{path:path}", http_method=[*_METHODS, HttpMethod.OPTIONS], include_in_schema=False)
-async def forward(deps: GatewayDeps, request: Request[Any, Any, Any], path: str) -> ASGIResponse:
-    # One return type, ASGIResponse: Litestar sends it as it is (a union would be encoded as JSON).
+async def _api(deps: GatewayDeps, request: Request[Any, Any, Any], path: str) -> ASGIResponse:
     if request.method == HttpMethod.OPTIONS:
         return await usecases.allow(deps, request, path)
     return await usecases.forward_api(deps, request, path)
+
+
+# OPTIONS is ours, not the framework's: its automatic answer listed every forwarded method.
+@route(API_ROUTE, http_method=[*_METHODS, HttpMethod.OPTIONS], include_in_schema=False)
+async def forward(deps: GatewayDeps, request: Request[Any, Any, Any], path: str) -> ASGIResponse:
+    # One return type, ASGIResponse: Litestar sends it as it is (a union would be encoded as JSON).
+    # Requests reach `DirectForward` first; this handler is what routing finds, and answers when
+    # the app runs without it.
+    return await _api(deps, request, path)
+
+
+class DirectForward:
+    """Every `/api/v1/*` request, handed to the forward straight from the ASGI stack once routing
+    has found the `forward` route (`API_ROUTE`), without the work Litestar does around a handler call
+    (dependency injection, signature parsing, before-request hooks, response wrapping). That work
+    was a fifth of the gateway's CPU on a kept answer, for a handler whose only inputs are the
+    request and the gateway's one `deps` (docs/benchmarks.md). What stays Litestar's: routing
+    (404, 405, the route template that names spans and metrics), the edge layer around this one,
+    the request body size limit (`Request.body`), and problem+json for every raised Problem.
+    (Mounting the forward as a raw ASGI app instead was tried and dropped: Litestar's mount adds
+    a trailing slash, matches `/api/v1x` and gives no route template; an `@asgi` handler cannot
+    take a path parameter.)"""
+
+    __slots__ = ("app", "deps")
+
+    def __init__(self, app: ASGIApp, deps: GatewayDeps) -> None:
+        self.app = app
+        self.deps = deps
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The route Litestar's router found (it registers a copy of `forward`, so by its template).
+        if scope.get("path_template") != API_TEMPLATE:
+            await self.app(scope, receive, send)
+            return
+        request: Request[Any, Any, Any] = Request(scope, receive, send)
+        response = await _api(self.deps, request, scope["path_params"]["path"])
+        await response(scope, receive, send)
+
+
+def direct_forward(deps: GatewayDeps) -> Callable[[ASGIApp], ASGIApp]:
+    return lambda app: DirectForward(app, deps)
 
 
 @route(["/", "/{path:path}"], http_method=_METHODS, include_in_schema=False)

@@ -16,7 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from services.gateway import upstream
-from services.gateway.api import CONTROLLERS
+from services.gateway.api import CONTROLLERS, direct_forward
 from services.gateway.deps import GatewayDeps, build
 from services.gateway.settings import GatewaySettings
 from shared.http import Check, create_http_app, health_controller
@@ -92,8 +92,9 @@ def create_app(settings: GatewaySettings | None = None, *, telemetry: Telemetry 
         ),
         max_body_bytes=settings.request_max_body_bytes,
         service=settings.service_name,
+        middleware=[direct_forward(deps)],
         route_handlers=[health_controller(checks), refuse_public_metrics, *CONTROLLERS],
-        dependencies={"deps": Provide(provide_deps, sync_to_thread=False)},
+        dependencies={"deps": Provide(provide_deps, sync_to_thread=False, use_cache=True)},
         lifespan=[lifespan],
         cors_config=cors,
     )
