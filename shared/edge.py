@@ -60,7 +60,7 @@ def request_ids() -> Callable[[], str]:
     tenth of the cost: `uuid4` reads the OS's random source on every request."""
     prefix = secrets.token_hex(8)
     counter = itertools.count(1)
-    return lambda: f"{prefix}{next(counter):x}"
+    return lambda: f"{prefix}{next(counter):016x}"  # 32 hex digits, as a UUID4 hex
 
 
 def is_quiet(path: str) -> bool:

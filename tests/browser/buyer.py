@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from playwright.sync_api import Page, expect
@@ -48,7 +49,9 @@ def browse_tree(page: Page, scenario: str, category: str, product: str) -> None:
     """Home → 场景 → 品类 → 商品. The home page's tree is cached for a few seconds, so a product
     made a moment ago may need a reload to show."""
     page.goto("/")
-    details = page.locator("details.scenario", has_text=scenario)
+    # Case-sensitive and whole: `has_text` with a string ignores case and matches inside words,
+    # so "游戏点卡 F" also found another test's "游戏点卡 f40bc1".
+    details = page.locator("details.scenario", has_text=re.compile(re.escape(scenario) + r"(?![0-9A-Za-z])"))
     for _ in range(20):
         if details.count():
             break
