@@ -38,15 +38,13 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from shared.edge_cache import reading
+
 OP_MARKER_TTL_SECONDS = 7 * 24 * 3600
 
 
 def _k(sku_id: str, part: str) -> str:
     return f"inv:{{{sku_id}}}:{part}"
-
-
-def _text(value: object) -> str | None:
-    return value.decode() if isinstance(value, bytes) else None if value is None else str(value)
 
 
 # KEYS: supply, marker[, held, holds]. ARGV: delta, marker ttl[, order id]. Returns the new
@@ -203,11 +201,11 @@ class Inventory:
         supply_key, held_key = _k(sku_id, "supply"), _k(sku_id, "held")
         ok, value, *read = await self._hold(keys=[supply_key, held_key, _k(sku_id, "holds")], args=[order_id, units])
         if ok < 0:
-            seen = ((held_key, _text(read[0])), (supply_key, None)) if ok == -1 else ()
+            seen = ((held_key, reading(read[0])), (supply_key, None)) if ok == -1 else ()
             return HoldResult(ok=False, units=0, missing="supply" if ok == -1 else "held", seen=seen)
         if not ok:
             return HoldResult(
-                ok=False, units=int(value), seen=((held_key, _text(read[0])), (supply_key, _text(read[1])))
+                ok=False, units=int(value), seen=((held_key, reading(read[0])), (supply_key, reading(read[1])))
             )
         return HoldResult(ok=True, units=int(value))
 
@@ -238,7 +236,7 @@ class Inventory:
 
     async def epoch(self, marker: str) -> str | None:
         """The marker's value (None: not set), for an answer that names it as a fact."""
-        return _text(await self.redis.get(marker))
+        return reading(await self.redis.get(marker))
 
     async def mark_epoch(self, marker: str) -> None:
         await self.redis.set(marker, "1")
