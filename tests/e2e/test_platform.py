@@ -103,16 +103,23 @@ def test_request_id_is_echoed_or_created(gateway: httpx.Client) -> None:
 
 
 def test_gateway_propagates_trace_and_request_id_to_the_service(gateway: httpx.Client, otlp: Collector) -> None:
+    # Announcements, not the catalog tree: the gateway keeps the tree once another test read it
+    # (Decision 33), and a kept answer never reaches the service.
     trace_id = "0af7651916cd43dd8448eb211c80319c"
     r = gateway.get(
-        "/api/v1/catalog/tree",
+        "/api/v1/announcements",
         headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01", "x-request-id": "req-trace-1"},
     )
-    assert r.headers["x-request-id"] == "req-trace-1"
-    # The catalog service's server span continues the caller's trace through the gateway.
-    served = otlp.wait_for(lambda s: s.trace_id == trace_id and s.service == "catalog")
+    assert r.status_code == 200 and r.headers["x-request-id"] == "req-trace-1"
+    # The support service's server span continues the caller's trace through the gateway.
+    served = otlp.wait_for(lambda s: s.trace_id == trace_id and s.service == "support")
     gateway_spans = otlp.wait_for(lambda s: s.trace_id == trace_id and s.service == "gateway")
     assert served and gateway_spans
+    # An answer the gateway keeps is traced at the gateway, in the caller's trace, too.
+    kept_trace = "1bf7651916cd43dd8448eb211c80319d"
+    for _ in range(2):
+        gateway.get("/api/v1/catalog/tree", headers={"traceparent": f"00-{kept_trace}-c7ad6b7169203331-01"})
+    assert otlp.wait_for(lambda s: s.trace_id == kept_trace and s.service == "gateway")
 
 
 def test_a_stopped_service_is_503_problem_and_not_ready(platform: Platform, gateway: httpx.Client) -> None:
