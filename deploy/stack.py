@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -41,7 +42,39 @@ class StackError(RuntimeError):
     """A component could not be started or does not answer; says which and where its log is."""
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel gives outgoing connections (Linux: 32768-60999 unless tuned)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
+    """A port nothing listens on, chosen below the kernel's ephemeral range.
+
+    A port the kernel picked for `bind(0)` comes from the ephemeral range, the same range every
+    outgoing connection's local port is drawn from. Between choosing it and the server's own
+    bind, one of the thousands of connections a test run opens could take it, and the server
+    fails with "address already in use" (a CI run lost its catalog that way). Below the range
+    only listeners compete, and this process never hands out the same port twice."""
+    low, _ = _ephemeral_range()
+    if low > 11_000:
+        for _ in range(200):
+            port = random.randrange(10_000, low)
+            if port in _HANDED_OUT:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

@@ -219,7 +219,7 @@ class Flows:
         return response.json()  # type: ignore[no-any-return]
 
     async def wait_final(
-        self, user_id: str, order_id: str, timeout: float = 60, final: set[str] = FINAL
+        self, user_id: str, order_id: str, timeout: float = 60, final: set[str] = FINAL, interval: float = 0.1
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
@@ -228,7 +228,7 @@ class Flows:
                 return order
             if time.monotonic() > deadline:
                 raise AssertionError(f"order {order_id} stuck in {order['status']}: {order}")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(interval)
 
     async def card_keys(self, user_id: str, order_id: str) -> list[str]:
         response = await self.call("GET", f"/api/v1/orders/{order_id}/card-keys", headers=auth(user_id), expect=200)
