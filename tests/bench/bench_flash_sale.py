@@ -61,13 +61,22 @@ def writes_of(ops: dict[str, int]) -> int:
     return ops["insert"] + ops["update"] + ops["delete"]
 
 
-async def writes_by_collection(url: str) -> dict[str, int]:
-    """Write commands so far per namespace (`top`'s writeLock count: insert, update, delete and
-    findAndModify commands, one per command however many documents it touches)."""
+async def by_collection(url: str, lock: str) -> dict[str, int]:
+    """Commands so far per namespace from `top`: `writeLock` counts insert, update, delete and
+    findAndModify commands (one per command however many documents it touches), `readLock`
+    counts finds, getMores, counts and aggregates."""
     client: AsyncIOMotorClient[Any] = AsyncIOMotorClient(url)
     totals = (await client.admin.command("top"))["totals"]
     client.close()
-    return {ns: int(v["writeLock"]["count"]) for ns, v in totals.items() if ns != "note"}
+    return {ns: int(v[lock]["count"]) for ns, v in totals.items() if ns != "note"}
+
+
+async def writes_by_collection(url: str) -> dict[str, int]:
+    return await by_collection(url, "writeLock")
+
+
+async def reads_by_collection(url: str) -> dict[str, int]:
+    return await by_collection(url, "readLock")
 
 
 async def main() -> dict[str, Any]:
@@ -77,6 +86,7 @@ async def main() -> dict[str, Any]:
         sale = await prepare(flows, buyers=BUYERS, keys=KEYS)
         ops_before = await ops_so_far(infra["MONGODB_URL"])
         by_collection_before = await writes_by_collection(infra["MONGODB_URL"])
+        reads_before = await reads_by_collection(infra["MONGODB_URL"])
         cpu = CpuMeter()
         cpu.start()
         await run(flows, sale, poll_seconds=POLL_SECONDS)
@@ -88,6 +98,7 @@ async def main() -> dict[str, Any]:
             ns: n - by_collection_before.get(ns, 0)
             for ns, n in (await writes_by_collection(infra["MONGODB_URL"])).items()
         }
+        reads = {ns: n - reads_before.get(ns, 0) for ns, n in (await reads_by_collection(infra["MONGODB_URL"])).items()}
         await duplicate_deliveries(infra["KAFKA_BOOTSTRAP_SERVERS"])
     delivered = [o for o in sale.final.values() if o["status"] == "delivered"]
     pay_to_delivery = [
@@ -127,6 +138,9 @@ async def main() -> dict[str, Any]:
             ns: round(n / max(len(delivered), 1), 2)
             for ns, n in sorted(by_collection.items(), key=lambda kv: -kv[1])
             if n
+        },
+        "reads_per_delivered_order_by_collection": {
+            ns: round(n / max(len(delivered), 1), 2) for ns, n in sorted(reads.items(), key=lambda kv: -kv[1]) if n
         },
     }
 
