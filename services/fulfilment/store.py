@@ -340,11 +340,18 @@ async def claim_keys(
         ]
         if not candidates:
             break
-        await db[CARD_KEYS].update_many(
+        taken = await db[CARD_KEYS].update_many(
             {"_id": {"$in": candidates}, **CARD_KEY.guard(KeyStatus.SOLD)},
             {"$set": sold},
             session=session,
         )
+        if taken.modified_count == len(candidates):
+            # Every candidate was still available and is now this order's (the guard let no
+            # other through): no need to read back what the order holds (one read per order).
+            claimed += candidates
+            if len(claimed) >= quantity:
+                break
+            continue
         claimed = [
             d["_id"]
             async for d in db[CARD_KEYS].find({"sku_id": sku_id, "order_id": order_id}, {"_id": 1}, session=session)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 from motor.motor_asyncio import AsyncIOMotorClient
 
 from tests.bench.cpu import CpuMeter
@@ -28,8 +29,9 @@ KEYS = int(os.environ.get("BENCH_KEYS", "200"))
 POLL_SECONDS = float(os.environ.get("BENCH_POLL_SECONDS", "2"))
 
 
-async def raw_write_rate(url: str, seconds: float = 5.0, concurrency: int = 16) -> float:
-    """Single-document inserts per second, as many in flight as the platform's services keep."""
+async def raw_write_rate(url: str, seconds: float = 5.0, concurrency: int = 16) -> tuple[float, int]:
+    """Single-document inserts per second, as many in flight as the platform's services keep,
+    and how many were made."""
     client: AsyncIOMotorClient[Any] = AsyncIOMotorClient(url)
     collection = client["bench_baseline"]["writes"]
     count = 0
@@ -46,7 +48,7 @@ async def raw_write_rate(url: str, seconds: float = 5.0, concurrency: int = 16) 
     rate = count / (time.perf_counter() - start)
     await client.drop_database("bench_baseline")
     client.close()
-    return rate
+    return rate, count
 
 
 async def ops_so_far(url: str) -> dict[str, int]:
@@ -82,7 +84,10 @@ async def reads_by_collection(url: str) -> dict[str, int]:
 async def main() -> dict[str, Any]:
     run_dir = Path(".kameng/bench/flash-sale")
     async with platform_with_flows(run_dir) as (infra, flows):
-        baseline = await raw_write_rate(infra["MONGODB_URL"])
+        baseline_cpu = CpuMeter()
+        baseline_cpu.start()
+        baseline, inserts = await raw_write_rate(infra["MONGODB_URL"])
+        baseline_cpu.stop()
         sale = await prepare(flows, buyers=BUYERS, keys=KEYS)
         ops_before = await ops_so_far(infra["MONGODB_URL"])
         by_collection_before = await writes_by_collection(infra["MONGODB_URL"])
@@ -111,6 +116,13 @@ async def main() -> dict[str, Any]:
     delivered_per_second = len(delivered) / sale_seconds
     writes_per_order = writes / max(len(delivered), 1)
     ceiling = baseline / writes_per_order
+    # The ceiling above counts writes only. What the database really spends on an order (its
+    # reads, transactions and larger documents too) in units of one raw insert's CPU gives the
+    # rate at which the database process alone would be saturated.
+    insert_cpu_ms = baseline_cpu.spent.get("mongodb", 0.0) * 1000 / max(inserts, 1)
+    order_db_cpu_ms = cpu.spent.get("mongodb", 0.0) * 1000 / max(len(delivered), 1)
+    insert_equivalents = order_db_cpu_ms / insert_cpu_ms if insert_cpu_ms else 0.0
+    platform_cpu_seconds = sum(cpu.spent.values()) - cpu.spent.get("load generator", 0.0)
     return {
         "buyers": BUYERS,
         "keys": KEYS,
@@ -127,6 +139,16 @@ async def main() -> dict[str, Any]:
         "mongo_writes_per_delivered_order": round(writes_per_order, 1),
         "ceiling_orders_per_second": round(ceiling, 1),
         "ratio_to_ceiling": round(delivered_per_second / ceiling, 3),
+        "mongodb_cpu_ms_per_raw_insert": round(insert_cpu_ms, 3),
+        "mongodb_cpu_ms_per_delivered_order": round(order_db_cpu_ms, 1),
+        "raw_insert_equivalents_per_delivered_order": round(insert_equivalents, 1),
+        "database_cpu_ceiling_orders_per_second": round(baseline / max(insert_equivalents, 1e-9), 1),
+        "ratio_to_database_cpu_ceiling": round(delivered_per_second * insert_equivalents / baseline, 3),
+        # If the platform had both cores to itself (the load generator elsewhere) and used them
+        # fully, at its measured CPU per order.
+        "machine_cpu_ceiling_orders_per_second": round(
+            (psutil.cpu_count() or 1) * len(delivered) / max(platform_cpu_seconds, 1e-9), 1
+        ),
         # Other server commands per order (finds, getMores, and commands: transactions'
         # commits, findAndModify, aggregates): the database's CPU goes to these too.
         "mongo_ops_per_delivered_order": {
