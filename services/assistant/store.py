@@ -21,7 +21,7 @@ from pymongo import UpdateOne
 
 from services.assistant.domain import OrderView
 from shared.messaging.outbox import Tx
-from shared.mongo import Index
+from shared.mongo import Index, newest_wins
 
 KNOWLEDGE = "knowledge"
 SKUS = "skus"
@@ -116,24 +116,18 @@ class AssistantStore:
             ),
         )
 
-    async def order_status(self, tx: Tx, order_id: str, fields: Doc, at: datetime) -> bool:
+    async def order_status(self, tx: Tx, order_id: str, fields: Doc, at: datetime) -> None:
         """Apply a status change unless a newer one is already there (a replay of an old event
-        must not wind the projection back): the newest `at` is what an earlier event of this
-        transaction wrote (its memo), else the database's. Paid and delivered times are kept once."""
-        newest = tx.memo.get((ORDERS, order_id))
-        if newest is None:
-            current = await self.db[ORDERS].find_one({"_id": order_id}, {"status_at": 1}, session=tx.session)
-            newest = current.get("status_at") if current is not None else None
-        if newest is not None and newest > at:
-            return False
-        tx.memo[(ORDERS, order_id)] = at
-        update: Doc = {"$set": {**fields, "status_at": at}, "$setOnInsert": {"created_at": at}}
+        must not wind the projection back), decided by the database in the write itself
+        (`newest_wins`; no read first). Paid and delivered times are kept once: the first."""
+        changes = dict(fields)
+        earliest: list[str] = []
         if fields.get("status") == "paid":
-            update["$min"] = {"paid_at": at}
+            changes["paid_at"], earliest = at, ["paid_at"]
         elif fields.get("status") == "delivered":
-            update["$min"] = {"delivered_at": at}
+            changes["delivered_at"], earliest = at, ["delivered_at"]
+        update = newest_wins("status_at", at, changes, earliest=earliest, on_insert={"created_at": at})
         tx.later(ORDERS, UpdateOne({"_id": order_id}, update, upsert=True))
-        return True
 
     async def order_urged(self, tx: Tx, order_id: str, user_id: str, urged_at: datetime) -> None:
         # Deferred like the order's other writes, so it lands after an order placed in the same batch.

@@ -9,6 +9,7 @@ from pymongo import UpdateOne
 
 from services.support.store.schema import CONTACTS, ORDERS, URGES, Collections, session_of
 from shared.messaging.outbox import Tx
+from shared.mongo import newest_wins
 
 
 class ProjectionStore(Collections):
@@ -20,17 +21,11 @@ class ProjectionStore(Collections):
 
     async def project_order(self, order_id: str, fields: dict[str, Any], *, tx: Tx) -> None:
         """Keep the newest change. One order's events arrive in order (one partition); the `at`
-        check only keeps a replayed old event from winding the projection back. Written with
-        the transaction's other projections in one bulk write (`Tx.later`); the `at` an earlier
-        event of the same batch projected is read back from the transaction's memo."""
-        projected = tx.memo.get((ORDERS, order_id))
-        if projected is None:
-            current = await self.db[ORDERS].find_one({"_id": order_id}, {"at": 1}, session=tx.session)
-            projected = current["at"] if current is not None else None
-        if projected is not None and projected > fields["at"]:
-            return
-        tx.memo[(ORDERS, order_id)] = fields["at"]
-        tx.later(ORDERS, UpdateOne({"_id": order_id}, {"$set": fields}, upsert=True))
+        guard only keeps a replayed old event from winding the projection back, and is decided
+        by the database in the write itself (`newest_wins`), so no read comes first. Written with
+        the transaction's other projections in one ordered bulk write (`Tx.later`), so a later
+        event of the same batch is guarded against an earlier one's write."""
+        tx.later(ORDERS, UpdateOne({"_id": order_id}, newest_wins("at", fields["at"], fields), upsert=True))
 
     async def mark_refunded_by(self, order_id: str, ticket_id: str, *, tx: Tx) -> bool:
         """One refund per order: False when another ticket already got it."""
