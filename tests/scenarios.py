@@ -37,12 +37,21 @@ class FlashSale:
     started_wall: float = 0.0  # the same instant as `started`, on the clock of the orders' history
 
 
-def delivered_at(order: dict[str, Any]) -> float | None:
-    """When the order's history says it was delivered (epoch seconds), if it was."""
+def status_at(order: dict[str, Any], status: str) -> float | None:
+    """When the order's history says it reached `status` (epoch seconds), if it did."""
     for entry in order.get("history", []):
-        if entry["status"] == "delivered":
+        if entry["status"] == status:
             return datetime.fromisoformat(entry["at"]).timestamp()
     return None
+
+
+def pay_to_delivery(orders: list[dict[str, Any]]) -> list[float]:
+    """Seconds from `paid` to `delivered` of each order whose history has both."""
+    return [
+        d - p
+        for o in orders
+        if (p := status_at(o, "paid")) is not None and (d := status_at(o, "delivered")) is not None
+    ]
 
 
 async def prepare(flows: Flows, *, buyers: int, keys: int) -> FlashSale:

@@ -19,7 +19,7 @@ from motor.motor_asyncio import AsyncIOMotorClient
 
 from tests.bench.cpu import CpuMeter
 from tests.bench.running import platform_with_flows
-from tests.scenarios import delivered_at, duplicate_deliveries, percentile, prepare, run
+from tests.scenarios import duplicate_deliveries, pay_to_delivery, percentile, prepare, run, status_at
 
 BUYERS = int(os.environ.get("BENCH_BUYERS", "1000"))
 KEYS = int(os.environ.get("BENCH_KEYS", "200"))
@@ -106,12 +106,10 @@ async def main() -> dict[str, Any]:
         reads = {ns: n - reads_before.get(ns, 0) for ns, n in (await reads_by_collection(infra["MONGODB_URL"])).items()}
         await duplicate_deliveries(infra["KAFKA_BOOTSTRAP_SERVERS"])
     delivered = [o for o in sale.final.values() if o["status"] == "delivered"]
-    pay_to_delivery = [
-        (_at(o, "delivered") - _at(o, "paid")) for o in delivered if _at(o, "paid") and _at(o, "delivered")
-    ]
+    paid_to_delivered = pay_to_delivery(delivered)
     # The sale ends at the last delivery as the order's own history records it, not when its
     # buyer next looked.
-    last_delivery = max((t for o in delivered if (t := delivered_at(o)) is not None), default=time.time())
+    last_delivery = max((t for o in delivered if (t := status_at(o, "delivered")) is not None), default=time.time())
     sale_seconds = last_delivery - sale.started_wall
     delivered_per_second = len(delivered) / sale_seconds
     writes_per_order = writes / max(len(delivered), 1)
@@ -131,7 +129,7 @@ async def main() -> dict[str, Any]:
         "placing_seconds": round(sale.placed_at - sale.started, 2),
         "requests_per_second": round(BUYERS / (sale.placed_at - sale.started), 1),
         "place_latency_ms": {p: round(percentile(sale.latencies, p) * 1000, 1) for p in (50, 95, 99)},
-        "pay_to_delivery_ms": {p: round(percentile(pay_to_delivery, p) * 1000, 1) for p in (50, 95, 99)},
+        "pay_to_delivery_ms": {p: round(percentile(paid_to_delivered, p) * 1000, 1) for p in (50, 95, 99)},
         "poll_seconds": POLL_SECONDS,
         "sale_to_last_delivery_seconds": round(sale_seconds, 2),
         "delivered_orders_per_second": round(delivered_per_second, 1),
@@ -165,12 +163,3 @@ async def main() -> dict[str, Any]:
             ns: round(n / max(len(delivered), 1), 2) for ns, n in sorted(reads.items(), key=lambda kv: -kv[1]) if n
         },
     }
-
-
-def _at(order: dict[str, Any], status: str) -> float:
-    from datetime import datetime
-
-    for entry in order.get("history", []):
-        if entry["status"] == status:
-            return datetime.fromisoformat(entry["at"]).timestamp()
-    return 0.0

@@ -21,14 +21,13 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tests.bench.cpu import CpuMeter
 from tests.bench.running import platform_with_flows
 from tests.flows import Flows
-from tests.scenarios import PRICE_CENTS, percentile, prepare, run
+from tests.scenarios import PRICE_CENTS, pay_to_delivery, percentile, prepare, run, status_at
 
 BURST = int(os.environ.get("BENCH_STEADY_BURST", "150"))
 SECONDS = float(os.environ.get("BENCH_STEADY_SECONDS", "30"))
@@ -40,19 +39,12 @@ POLL_SECONDS = float(os.environ.get("BENCH_POLL_SECONDS", "2"))
 OVERLOAD = float(os.environ.get("BENCH_STEADY_OVERLOAD", "1.5"))
 
 
-def _at(order: dict[str, Any], status: str) -> float | None:
-    for entry in order.get("history", []):
-        if entry["status"] == status:
-            return datetime.fromisoformat(entry["at"]).timestamp()
-    return None
-
-
 async def capacity(flows: Flows) -> dict[str, Any]:
     """Delivered orders per second when `BURST` buyers order `BURST` keys at once."""
     sale = await prepare(flows, buyers=BURST, keys=BURST)
     await run(flows, sale, poll_seconds=POLL_SECONDS)
     delivered = [o for o in sale.final.values() if o["status"] == "delivered"]
-    last = max((t for o in delivered if (t := _at(o, "delivered")) is not None), default=time.time())
+    last = max((t for o in delivered if (t := status_at(o, "delivered")) is not None), default=time.time())
     return {
         "orders": BURST,
         "delivered": len(delivered),
@@ -91,13 +83,11 @@ async def open_loop(flows: Flows, rate: float) -> dict[str, Any]:
     )
     cpu.stop()
     delivered = [o for o in finals if o["status"] == "delivered"]
-    pay_to_delivery = [
-        d - p for o in delivered if (p := _at(o, "paid")) is not None and (d := _at(o, "delivered")) is not None
-    ]
+    paid_to_delivered = pay_to_delivery(delivered)
     # Delivered per second from the first order placed to the last delivered (the orders' own
     # history): under overload, the rate the platform sustains.
-    first = min((t for o in delivered if (t := _at(o, "pending_payment")) is not None), default=0.0)
-    last = max((t for o in delivered if (t := _at(o, "delivered")) is not None), default=0.0)
+    first = min((t for o in delivered if (t := status_at(o, "pending_payment")) is not None), default=0.0)
+    last = max((t for o in delivered if (t := status_at(o, "delivered")) is not None), default=0.0)
     return {
         "target_orders_per_second": round(rate, 2),
         "orders": count,
@@ -106,7 +96,7 @@ async def open_loop(flows: Flows, rate: float) -> dict[str, Any]:
         "delivered_orders_per_second": round(len(delivered) / (last - first), 2) if last > first else 0.0,
         "cpu": cpu.report(per=max(len(delivered), 1)),
         "generator_lag_p99_ms": round(percentile(late, 99) * 1000, 1),
-        "pay_to_delivery_ms": {p: round(percentile(pay_to_delivery, p) * 1000, 1) for p in (50, 95, 99)},
+        "pay_to_delivery_ms": {p: round(percentile(paid_to_delivered, p) * 1000, 1) for p in (50, 95, 99)},
     }
 
 
